@@ -1,0 +1,1 @@
+"""Shared ingest logic for the AIRUDDER webhook stack (deployed as a Lambda layer)."""

@@ -1,0 +1,95 @@
+"""The raw archive in S3: every delivery as received, one JSON line per object.
+
+Object layout (see README, "S3 layout"):
+  raw/type=<webhook type>/dt=<YYYY-MM-DD>/<event id>.json          accepted deliveries
+  quarantine/type=<webhook type>/dt=<YYYY-MM-DD>/<sha256>.json      rejected but kept
+The key is derived from the content, so a redelivery overwrites the same object. The object is a
+one-line JSON envelope (Athena reads one record per line) holding the body exactly as received.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+RAW_PREFIX = "raw"
+QUARANTINE_PREFIX = "quarantine"
+ENVELOPE_VERSION = 1
+# Headers worth keeping with the body; the token header is never kept.
+KEPT_HEADERS = ("content-type", "content-encoding", "user-agent", "x-airudder-sign")
+
+
+def raw_key(webhook_type: str, day: str, event_id: str) -> str:
+    return f"{RAW_PREFIX}/type={webhook_type}/dt={day}/{event_id}.json"
+
+
+def quarantine_key(webhook_type: str, day: str, digest: str) -> str:
+    return f"{QUARANTINE_PREFIX}/type={webhook_type}/dt={day}/{digest}.json"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    webhook_type: str
+    route: str
+    path: str
+    received_at: str
+    body: bytes
+    raw_sha256: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    source: str = "webhook"
+    source_ip: str = ""
+    request_id: str = ""
+    event_id: str | None = None
+    event_time: str | None = None
+    reason: str | None = None
+
+    def to_json_line(self) -> bytes:
+        try:
+            text, encoding = self.body.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text, encoding = base64.b64encode(self.body).decode(), "base64"
+        record: dict[str, Any] = {
+            "v": ENVELOPE_VERSION,
+            "event_id": self.event_id,
+            "webhook_type": self.webhook_type,
+            "route": self.route,
+            "path": self.path,
+            "source": self.source,
+            "received_at": self.received_at,
+            "event_time": self.event_time,
+            "request_id": self.request_id,
+            "source_ip": self.source_ip,
+            "headers": {k: v for k, v in self.headers.items() if k in KEPT_HEADERS},
+            "query": {k: v for k, v in self.query.items() if k != "token"},
+            "raw_sha256": self.raw_sha256,
+            "body_encoding": encoding,
+            "body": text,
+        }
+        if self.reason is not None:
+            record["reason"] = self.reason
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def body_of(record: Mapping[str, Any]) -> bytes:
+    """The body exactly as received, from an archived envelope."""
+    text = record.get("body") or ""
+    return base64.b64decode(text) if record.get("body_encoding") == "base64" else text.encode("utf-8")
+
+
+class RawArchive:
+    def __init__(self, bucket: str, s3: Any) -> None:
+        self.bucket = bucket
+        self._s3 = s3
+
+    def put(self, key: str, envelope: Envelope) -> None:
+        self._s3.put_object(
+            Bucket=self.bucket, Key=key, Body=envelope.to_json_line(), ContentType="application/json"
+        )
+
+    def get(self, key: str) -> dict[str, Any]:
+        answer = self._s3.get_object(Bucket=self.bucket, Key=key)
+        return json.loads(answer["Body"].read())

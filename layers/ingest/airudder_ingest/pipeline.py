@@ -1,0 +1,290 @@
+"""The ingest pipeline every webhook handler runs:
+
+  read raw body -> authenticate -> size check -> decode -> parse (model) -> archive (S3)
+  -> store event once (DynamoDB) -> apply entity state -> queue recording link -> 200 {}
+
+Failures: a bad token is refused and stores nothing; a body we cannot use is quarantined (kept in S3,
+listed in DynamoDB) and answered 400/413; a failing AWS call answers 503 so that AIRUDDER retries, and
+every step is idempotent so that the retry completes whatever the first attempt left undone.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from . import aws
+from .apigw import WebhookRequest, error_response, parse_event, respond
+from .archive import Envelope, RawArchive, quarantine_key, raw_key
+from .auth import TokenVerifier, presented_token
+from .errors import IngestError, InvalidPayload, PayloadTooLarge, RouteNotFound, StorageUnavailable
+from .events import canonical_json, event_id, iso_utc, normalise_phone, parse_offset, raw_digest, to_utc
+from .models import EventFacts, IdentifierMissing, WebhookModel, model_for
+from .recording_queue import RecordingQueue
+from .settings import IngestSettings, get_settings
+from .store import EventRecord, EventStore
+
+logger = Logger(child=True)
+metrics = Metrics()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str  # "stored" or "duplicate"
+    record: EventRecord
+    state_applied: bool
+    recording_queued: bool
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        store: EventStore,
+        archive: RawArchive,
+        verifier: TokenVerifier,
+        recordings: RecordingQueue | None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.archive = archive
+        self.verifier = verifier
+        self.recordings = recordings
+        self._naive_offset = parse_offset(settings.naive_time_offset)
+
+    @classmethod
+    def from_settings(cls, settings: IngestSettings) -> IngestPipeline:
+        store = EventStore(
+            settings.table_name,
+            aws.client("dynamodb"),
+            day_shards=settings.day_shards,
+            parent_shards=settings.parent_shards,
+            event_ttl_days=settings.event_ttl_days,
+        )
+        recordings = (
+            RecordingQueue(settings.recordings_queue_url, aws.client("sqs"))
+            if settings.recordings_queue_url
+            else None
+        )
+        return cls(
+            settings,
+            store,
+            RawArchive(settings.bucket_name, aws.client("s3")),
+            TokenVerifier(settings.token_secret_name, settings.token_cache_seconds),
+            recordings,
+        )
+
+    # ------------------------------------------------------------------ the HTTP edge
+
+    def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """An API Gateway v2 event in, the answer for AIRUDDER out. Never raises."""
+        try:
+            request = parse_event(event)
+            outcome = self.ingest(request)
+        except IngestError as error:
+            return self._refused(error)
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("storage call failed", extra={"error": type(exc).__name__})
+            return self._refused(StorageUnavailable("could not store the delivery; retry later"))
+        except Exception:
+            logger.exception("unexpected failure while ingesting a delivery")
+            metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+            return respond(500, {"error": "internal_error", "message": "unexpected failure; retry later"})
+        metrics.add_metric(name="Received", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(
+            name="Stored" if outcome.result == "stored" else "Duplicates", unit=MetricUnit.Count, value=1
+        )
+        if not outcome.state_applied:
+            metrics.add_metric(name="StaleStateSkipped", unit=MetricUnit.Count, value=1)
+        rec = outcome.record
+        logger.info(
+            f"delivery {outcome.result}",
+            extra={
+                "webhook_type": rec.webhook_type,
+                "event_id": rec.event_id,
+                "entity_kind": rec.entity_kind,
+                "state_applied": outcome.state_applied,
+                "recording_queued": outcome.recording_queued,
+            },
+        )
+        return respond(200, {}, {"x-ingest-outcome": outcome.result, "x-event-id": rec.event_id})
+
+    def _refused(self, error: IngestError) -> dict[str, Any]:
+        metrics.add_metric(name="Received", unit=MetricUnit.Count, value=1)
+        if error.status >= 500:
+            metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+        elif error.quarantine_id:
+            metrics.add_metric(name="Quarantined", unit=MetricUnit.Count, value=1)
+        else:
+            metrics.add_metric(name="Rejected", unit=MetricUnit.Count, value=1)
+        # Only the fact and the reason: never the token, the body or who it is about.
+        logger.info("delivery refused", extra={"status": error.status, "error": error.code, "reason": error.message})
+        return error_response(error)
+
+    # ------------------------------------------------------------------ the steps
+
+    def ingest(self, request: WebhookRequest) -> Outcome:
+        self.verifier.verify(presented_token(request.query, request.headers))
+        model = model_for(request.route_path, request.path_params)
+        if model is None:
+            raise RouteNotFound(f"no webhook is configured at {request.raw_path}")
+        received_at = iso_utc(datetime.fromtimestamp(request.received_ms / 1000, UTC))
+
+        if len(request.body) > self.settings.max_body_bytes:
+            self._quarantine(
+                request,
+                model.webhook_type,
+                received_at,
+                PayloadTooLarge(
+                    f"body of {len(request.body)} bytes is over the limit of {self.settings.max_body_bytes}"
+                ),
+            )
+        value, facts = self._decode(request, model, received_at)
+        rec = self.build_record(
+            webhook_type=model.webhook_type,
+            route=request.route_path,
+            value=value,
+            facts=facts,
+            received_at=received_at,
+            source="webhook",
+        )
+        self.archive.put(
+            rec.archive_key,
+            Envelope(
+                webhook_type=rec.webhook_type,
+                route=request.route_path,
+                path=request.raw_path,
+                received_at=received_at,
+                body=request.body,
+                raw_sha256=raw_digest(request.body),
+                headers=request.headers,
+                query=request.query,
+                source_ip=request.source_ip,
+                request_id=request.request_id,
+                event_id=rec.event_id,
+                event_time=rec.event_time,
+            ),
+        )
+        return self.store_record(rec)
+
+    def _decode(
+        self, request: WebhookRequest, model: type[WebhookModel], received_at: str
+    ) -> tuple[Any, EventFacts]:
+        try:
+            value = json.loads(request.body.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            self._quarantine(
+                request, model.webhook_type, received_at, InvalidPayload(f"body is not valid JSON: {exc}")
+            )
+        try:
+            return value, model.model_validate(value).facts()
+        except ValidationError as exc:
+            problems = [
+                {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}
+                for err in exc.errors(include_url=False, include_input=False)
+            ]
+            error = InvalidPayload(f"body is not a valid {model.webhook_type} delivery", detail=problems)
+        except IdentifierMissing as exc:
+            error = InvalidPayload(f"body is not a valid {model.webhook_type} delivery: {exc}")
+        self._quarantine(request, model.webhook_type, received_at, error)
+
+    def _quarantine(self, request: WebhookRequest, webhook_type: str, received_at: str, error: IngestError) -> NoReturn:
+        """Keep the body, record why, and answer with `error`. Raises, always."""
+        digest = raw_digest(request.body)[:32]
+        key = quarantine_key(webhook_type, received_at[:10], digest)
+        self.archive.put(
+            key,
+            Envelope(
+                webhook_type=webhook_type,
+                route=request.route_path,
+                path=request.raw_path,
+                received_at=received_at,
+                body=request.body,
+                raw_sha256=raw_digest(request.body),
+                headers=request.headers,
+                query=request.query,
+                source_ip=request.source_ip,
+                request_id=request.request_id,
+                reason=error.message,
+            ),
+        )
+        self.store.put_quarantine(
+            digest=digest,
+            webhook_type=webhook_type,
+            route=request.route_path,
+            path=request.raw_path,
+            reason=error.message,
+            status=error.status,
+            received_at=received_at,
+            archive_key=key,
+            size=len(request.body),
+        )
+        error.quarantine_id = digest
+        raise error
+
+    # ------------------------------------------------------------------ shared with sync and replay
+
+    def build_record(
+        self,
+        *,
+        webhook_type: str,
+        route: str,
+        value: Any,
+        facts: EventFacts,
+        received_at: str,
+        source: str,
+    ) -> EventRecord:
+        eid = event_id(webhook_type, value)
+        try:
+            moment = to_utc(facts.event_time, self._naive_offset)
+        except ValueError:
+            moment = None  # an unreadable time is kept in the body; the event is filed at receipt
+        event_time = iso_utc(moment) if moment else received_at
+        return EventRecord(
+            event_id=eid,
+            webhook_type=webhook_type,
+            route=route,
+            source=source,
+            received_at=received_at,
+            event_time=event_time,
+            time_source="payload" if moment else "received",
+            entity_kind=facts.entity_kind,
+            entity_id=facts.entity_id or eid,
+            data=canonical_json(value),
+            archive_key=raw_key(webhook_type, event_time[:10], eid),
+            status=facts.status,
+            phone=normalise_phone(facts.phone, self.settings.default_country_code),
+            case_id=facts.case_id,
+            workflow_id=facts.workflow_id,
+            nodetask_id=facts.nodetask_id,
+            task_id=facts.task_id,
+            call_id=facts.call_id,
+            recording_url=facts.recording_url,
+        )
+
+    def store_record(self, rec: EventRecord) -> Outcome:
+        """Write an archived event: once as an event, then as its entity's state, then queue its
+        recording. Safe to repeat: a repeat finds the event, and redoes the idempotent rest."""
+        put = self.store.put_event(rec)
+        if not put.stored and put.existing:
+            rec = rec.timed_as(put.existing)
+        applied = self.store.apply_state(rec)
+        queued = False
+        if rec.recording_url and self.recordings is not None:
+            self.recordings.send(rec)
+            queued = True
+        return Outcome("stored" if put.stored else "duplicate", rec, applied, queued)
+
+
+@functools.cache
+def get_pipeline() -> IngestPipeline:
+    return IngestPipeline.from_settings(get_settings())

@@ -1,0 +1,44 @@
+"""Settings of the deployed functions, read once per cold start from the environment.
+
+Every behaviour that rests on a guess about AIRUDDER is a named setting here, with our best default.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class IngestSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    table_name: str = Field(alias="EVENTS_TABLE")
+    bucket_name: str = Field(alias="ARCHIVE_BUCKET")
+    recordings_queue_url: str = Field(default="", alias="RECORDINGS_QUEUE_URL")
+    token_secret_name: str = Field(alias="WEBHOOK_TOKEN_SECRET")
+    # How long a fetched token secret is trusted before Secrets Manager is asked again.
+    token_cache_seconds: int = Field(default=300, alias="WEBHOOK_TOKEN_CACHE_SECONDS", ge=0)
+    max_body_bytes: int = Field(default=1_048_576, alias="MAX_BODY_BYTES", gt=0)
+    # Days an event item lives before DynamoDB TTL removes it; 0 keeps events for ever.
+    event_ttl_days: int = Field(default=0, alias="EVENT_TTL_DAYS", ge=0)
+    # Country code used to turn national numbers (leading 0) into E.164; empty leaves them as sent.
+    default_country_code: str = Field(default="", alias="DEFAULT_COUNTRY_CODE")
+    # Offset applied to timestamps sent without a zone (AIRUDDER does not document one), e.g. "+08:00".
+    naive_time_offset: str = Field(default="+00:00", alias="NAIVE_TIME_OFFSET")
+    # Write shards of the per-day and per-workflow/per-task indexes (see README, "DynamoDB keys").
+    day_shards: int = Field(default=16, alias="DAY_INDEX_SHARDS", ge=1, le=256)
+    parent_shards: int = Field(default=8, alias="PARENT_INDEX_SHARDS", ge=1, le=256)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> IngestSettings:
+        env: Any = os.environ if environ is None else environ
+        fields = {f.alias for f in cls.model_fields.values() if f.alias}
+        return cls.model_validate({k: env[k] for k in fields if k in env})
+
+
+@functools.cache
+def get_settings() -> IngestSettings:
+    return IngestSettings.from_env()

@@ -1,0 +1,393 @@
+"""The one module that knows the DynamoDB key design (README, "DynamoDB keys").
+
+Items of the single table:
+
+  event        pk=EV#<event id>            sk=EV      one per distinct event, written once
+  state        pk=<KIND>#<entity id>       sk=STATE   the newest known state of a call, case, task...
+  quarantine   pk=Q#<sha256 of the body>   sk=Q       a delivery kept but not ingested
+
+Indexes (sparse; an item appears in an index only when it has the index's key):
+
+  ByEntity    entity, gsk                   events of one entity, in time order
+  ByPhone     phone_key=PHONE#<e164>, gsk   events about one phone number
+  ByCase      case_key=CASE#<id>, gsk       events about one case
+  ByDay       day_key=DAY#<day>#<shard>, day_sort=<type>#<time>#<id>   export of a day
+  ByWorkflow  wf_key=WF#<id>#<shard>, member=<entity key>   states inside one workflow
+  ByTask      task_key=DTASK#<id>#<shard>, member           states inside one dialer task
+
+`gsk` is <event time>#<event id>, so every time-ordered index sorts the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from .events import shard_of
+
+EVENT_SK = "EV"
+STATE_SK = "STATE"
+QUARANTINE_SK = "Q"
+# Entities whose state is not worth a second write: the event is all there is to know.
+STATELESS_KINDS = frozenset({"DELIVERY"})
+# Event bodies larger than this stay in the S3 archive only (DynamoDB items are capped at 400 KB).
+MAX_INLINE_DATA_BYTES = 100_000
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def entity_key(kind: str, entity_id: str) -> str:
+    return f"{kind}#{entity_id}"
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One event, normalised: what the store writes for a delivery (or a synced record)."""
+
+    event_id: str
+    webhook_type: str
+    route: str
+    source: str
+    received_at: str
+    event_time: str
+    time_source: str  # "payload" when the body carried a time, else "received"
+    entity_kind: str
+    entity_id: str
+    data: str  # the body as canonical JSON
+    archive_key: str
+    status: str | None = None
+    phone: str | None = None
+    case_id: str | None = None
+    workflow_id: str | None = None
+    nodetask_id: str | None = None
+    task_id: str | None = None
+    call_id: str | None = None
+    recording_url: str | None = None
+
+    @property
+    def entity(self) -> str:
+        return entity_key(self.entity_kind, self.entity_id)
+
+    @property
+    def day(self) -> str:
+        return self.event_time[:10]
+
+    @property
+    def sort_key(self) -> str:
+        return f"{self.event_time}#{self.event_id}"
+
+    def timed_as(self, stored: Mapping[str, Any]) -> EventRecord:
+        """The same event with the times it was first stored with (for a redelivery)."""
+        return replace(
+            self,
+            event_time=stored.get("event_time", self.event_time),
+            received_at=stored.get("received_at", self.received_at),
+            time_source=stored.get("time_source", self.time_source),
+        )
+
+
+@dataclass(frozen=True)
+class PutOutcome:
+    stored: bool
+    existing: dict[str, Any] | None = None
+
+
+class EventStore:
+    def __init__(
+        self,
+        table_name: str,
+        ddb: Any,
+        *,
+        day_shards: int = 16,
+        parent_shards: int = 8,
+        event_ttl_days: int = 0,
+    ) -> None:
+        self.table_name = table_name
+        self._ddb = ddb
+        self.day_shards = day_shards
+        self.parent_shards = parent_shards
+        self.event_ttl_days = event_ttl_days
+
+    # ------------------------------------------------------------------ writes of the ingest path
+
+    def put_event(self, rec: EventRecord) -> PutOutcome:
+        """Write the event once. A second write of the same event id is a duplicate: nothing is
+        written, and the stored item comes back so that the caller can repair what follows it."""
+        values: dict[str, Any] = {
+            "pk": f"EV#{rec.event_id}",
+            "sk": EVENT_SK,
+            "item_type": "event",
+            "event_id": rec.event_id,
+            "webhook_type": rec.webhook_type,
+            "route": rec.route,
+            "source": rec.source,
+            "received_at": rec.received_at,
+            "event_time": rec.event_time,
+            "time_source": rec.time_source,
+            "entity": rec.entity,
+            "entity_kind": rec.entity_kind,
+            "entity_id": rec.entity_id,
+            "gsk": rec.sort_key,
+            "status": rec.status,
+            "phone": rec.phone,
+            "case_id": rec.case_id,
+            "workflow_id": rec.workflow_id,
+            "nodetask_id": rec.nodetask_id,
+            "task_id": rec.task_id,
+            "call_id": rec.call_id,
+            "recording_url": rec.recording_url,
+            "archive_key": rec.archive_key,
+            "phone_key": f"PHONE#{rec.phone}" if rec.phone else None,
+            "case_key": f"CASE#{rec.case_id}" if rec.case_id else None,
+            "day_key": f"DAY#{rec.day}#{shard_of(rec.event_id, self.day_shards)}",
+            "day_sort": f"{rec.webhook_type}#{rec.sort_key}",
+        }
+        if len(rec.data.encode()) <= MAX_INLINE_DATA_BYTES:
+            values["data"] = rec.data
+        else:
+            values["data_in_archive"] = True
+        if self.event_ttl_days:
+            values["expires_at"] = int(time.time()) + self.event_ttl_days * 86_400
+        try:
+            self._ddb.put_item(
+                TableName=self.table_name,
+                Item=_to_item(values),
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return PutOutcome(stored=False, existing=_from_item(exc.response.get("Item") or {}))
+        return PutOutcome(stored=True)
+
+    def apply_state(self, rec: EventRecord) -> bool:
+        """Make this event the entity's state unless a newer one is already there.
+
+        Deliveries arrive out of order; the condition keeps the state at the newest event (ties on
+        time broken by event id, so every writer agrees). Re-applying the same event is harmless.
+        Returns False when a newer event was already applied.
+        """
+        if rec.entity_kind in STATELESS_KINDS:
+            return True
+        shard = shard_of(rec.entity, self.parent_shards)
+        fields: dict[str, Any] = {
+            "item_type": "state",
+            "entity_kind": rec.entity_kind,
+            "entity_id": rec.entity_id,
+            "last_event_id": rec.event_id,
+            "last_event_time": rec.event_time,
+            "last_webhook_type": rec.webhook_type,
+            "last_source": rec.source,
+            "updated_at": _now_iso(),
+            "status": rec.status,
+            "phone": rec.phone,
+            "case_id": rec.case_id,
+            "workflow_id": rec.workflow_id,
+            "nodetask_id": rec.nodetask_id,
+            "task_id": rec.task_id,
+            "call_id": rec.call_id,
+            "recording_url": rec.recording_url,
+            "data": rec.data if len(rec.data.encode()) <= MAX_INLINE_DATA_BYTES else None,
+            "member": rec.entity,
+            "wf_key": f"WF#{rec.workflow_id}#{shard}" if rec.workflow_id else None,
+            "task_key": f"DTASK#{rec.task_id}#{shard}" if rec.task_id else None,
+        }
+        # Absent values are left alone: a later event that omits a known id must not erase it.
+        present = {k: v for k, v in fields.items() if v is not None}
+        names = {f"#{k}": k for k in present}
+        values = {f":{k}": v for k, v in present.items()}
+        update = "SET " + ", ".join(f"#{k} = :{k}" for k in present)
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_item({"pk": rec.entity, "sk": STATE_SK}),
+                UpdateExpression=update,
+                ConditionExpression=(
+                    "attribute_not_exists(#last_event_time) OR #last_event_time < :last_event_time"
+                    " OR (#last_event_time = :last_event_time AND #last_event_id <= :last_event_id)"
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_item(values),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def put_quarantine(
+        self,
+        *,
+        digest: str,
+        webhook_type: str,
+        route: str,
+        path: str,
+        reason: str,
+        status: int,
+        received_at: str,
+        archive_key: str,
+        size: int,
+    ) -> None:
+        """Record a quarantined delivery (its body is in the archive), so that it can be listed and
+        replayed. A redelivery of the same body overwrites the same item."""
+        day = received_at[:10]
+        values = {
+            "pk": f"Q#{digest}",
+            "sk": QUARANTINE_SK,
+            "item_type": "quarantine",
+            "webhook_type": webhook_type,
+            "route": route,
+            "path": path,
+            "reason": reason,
+            "http_status": status,
+            "received_at": received_at,
+            "archive_key": archive_key,
+            "size": size,
+            "day_key": f"DAY#{day}#{shard_of(digest, self.day_shards)}",
+            "day_sort": f"quarantine#{received_at}#{digest}",
+        }
+        self._ddb.put_item(TableName=self.table_name, Item=_to_item(values))
+
+    # ------------------------------------------------------------------ recordings
+
+    def recording_state(self, call_id: str) -> dict[str, Any]:
+        """The recording attributes of a call's state (empty when nothing is known)."""
+        answer = self._ddb.get_item(
+            TableName=self.table_name,
+            Key=_to_item({"pk": entity_key("CALL", call_id), "sk": STATE_SK}),
+            ProjectionExpression="recording_status, recording_s3_key, recording_size, recording_sha256,"
+            " recording_content_type, recording_error, recording_url",
+            ConsistentRead=True,
+        )
+        return _from_item(answer.get("Item") or {})
+
+    def set_recording(self, call_id: str, **attributes: Any) -> None:
+        """Set recording_* attributes on a call's state, creating the item if the call is not known
+        yet (the state's event fields are then filled by the first event)."""
+        present = {f"recording_{k}": v for k, v in attributes.items() if v is not None}
+        present["recording_updated_at"] = _now_iso()
+        self._ddb.update_item(
+            TableName=self.table_name,
+            Key=_to_item({"pk": entity_key("CALL", call_id), "sk": STATE_SK}),
+            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in present),
+            ExpressionAttributeNames={f"#{k}": k for k in present},
+            ExpressionAttributeValues=_to_item({f":{k}": v for k, v in present.items()}),
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None:
+        return self._get(f"EV#{event_id}", EVENT_SK)
+
+    def get_state(self, kind: str, entity_id: str) -> dict[str, Any] | None:
+        return self._get(entity_key(kind, entity_id), STATE_SK)
+
+    def get_quarantine(self, digest: str) -> dict[str, Any] | None:
+        return self._get(f"Q#{digest}", QUARANTINE_SK)
+
+    def entity_events(self, kind: str, entity_id: str, **window: Any) -> Iterator[dict[str, Any]]:
+        return self._timeline("ByEntity", "entity", entity_key(kind, entity_id), **window)
+
+    def phone_events(self, phone: str, **window: Any) -> Iterator[dict[str, Any]]:
+        return self._timeline("ByPhone", "phone_key", f"PHONE#{phone}", **window)
+
+    def case_events(self, case_id: str, **window: Any) -> Iterator[dict[str, Any]]:
+        return self._timeline("ByCase", "case_key", f"CASE#{case_id}", **window)
+
+    def day_items(self, day: str, webhook_type: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every event (and quarantined delivery) of a day, shard after shard; `webhook_type`
+        narrows to one type ("quarantine" for the quarantined ones)."""
+        for shard in range(self.day_shards):
+            condition = "day_key = :d"
+            values: dict[str, Any] = {":d": f"DAY#{day}#{shard}"}
+            if webhook_type:
+                condition += " AND begins_with(day_sort, :t)"
+                values[":t"] = f"{webhook_type}#"
+            yield from self._query("ByDay", condition, values)
+
+    def workflow_members(self, workflow_id: str) -> Iterator[dict[str, Any]]:
+        """States of the workflow itself and of every call, case and task filed under it."""
+        for shard in range(self.parent_shards):
+            yield from self._query("ByWorkflow", "wf_key = :k", {":k": f"WF#{workflow_id}#{shard}"})
+
+    def task_members(self, task_id: str) -> Iterator[dict[str, Any]]:
+        """States of a dialer task and of every call and agent filed under it."""
+        for shard in range(self.parent_shards):
+            yield from self._query("ByTask", "task_key = :k", {":k": f"DTASK#{task_id}#{shard}"})
+
+    def _timeline(
+        self,
+        index: str,
+        key_name: str,
+        key: str,
+        *,
+        start: str | None = None,
+        end: str | None = None,
+        newest_first: bool = True,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        condition = f"{key_name} = :k"
+        values: dict[str, Any] = {":k": key}
+        if start and end:
+            condition += " AND gsk BETWEEN :s AND :e"
+            values.update({":s": start, ":e": end + "\uffff"})
+        elif start:
+            condition += " AND gsk >= :s"
+            values[":s"] = start
+        elif end:
+            condition += " AND gsk <= :e"
+            values[":e"] = end + "\uffff"
+        return self._query(index, condition, values, forward=not newest_first, limit=limit)
+
+    def _query(
+        self,
+        index: str,
+        condition: str,
+        values: Mapping[str, Any],
+        *,
+        forward: bool = True,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": _to_item(values),
+            "ScanIndexForward": forward,
+        }
+        returned = 0
+        while True:
+            answer = self._ddb.query(**request)
+            for item in answer.get("Items", []):
+                yield _from_item(item)
+                returned += 1
+                if limit is not None and returned >= limit:
+                    return
+            if "LastEvaluatedKey" not in answer:
+                return
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        answer = self._ddb.get_item(TableName=self.table_name, Key=_to_item({"pk": pk, "sk": sk}))
+        item = answer.get("Item")
+        return _from_item(item) if item else None
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

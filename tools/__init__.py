@@ -1,0 +1,1 @@
+"""Local tooling that is never deployed: embedded AWS (moto) and an API Gateway built from template.yaml."""
