@@ -40,3 +40,78 @@ events: $(VENV)/.stamp
 
 clean:
 	rm -rf $(VENV) .venv-sam .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+# ---------------------------------------------------------------- lint, checkov, validate, build
+# aws-sam-cli and checkov pin boto3/click/packaging/pydantic versions that clash with the runtime pins,
+# so each has a venv of its own, made from a fully pinned file.
+VENV_SAM := .venv-sam
+VENV_CHECKOV := .venv-checkov
+SAM := $(VENV_SAM)/bin/sam
+CHECKOV := $(VENV_CHECKOV)/bin/checkov
+EXPANDED := build/template.expanded.json
+# Drop the pip warnings about this machine's absent local indexes; keep pip's own exit status.
+PIP_FILTER := 2>&1 | { grep -v "^WARNING: Location" || true; }
+export SAM_CLI_TELEMETRY ?= 0
+# `sam build` for the python3.13 runtime needs a python3.13 on PATH; pyenv keeps its 3.13 off PATH.
+PY313_BIN := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin))
+SAM_BUILD_ENV := PATH="$(if $(PY313_BIN),$(PY313_BIN):)$$PATH"
+
+.PHONY: venv-sam venv-checkov lint-ruff lint-mypy lint-cfn checkov
+
+$(VENV_SAM)/.stamp: requirements-sam.txt
+	rm -rf $(VENV_SAM)
+	$(PYTHON_BOOT) -m venv $(VENV_SAM)
+	set -o pipefail; $(VENV_SAM)/bin/python -m pip install $(PIP_QUIET) -r requirements-sam.txt $(PIP_FILTER)
+	$(SAM) --version
+	touch $@
+
+$(VENV_CHECKOV)/.stamp: requirements-checkov.txt
+	rm -rf $(VENV_CHECKOV)
+	$(PYTHON_BOOT) -m venv $(VENV_CHECKOV)
+	set -o pipefail; $(VENV_CHECKOV)/bin/python -m pip install $(PIP_QUIET) -r requirements-checkov.txt $(PIP_FILTER)
+	$(CHECKOV) --version
+	touch $@
+
+venv-sam: $(VENV_SAM)/.stamp
+venv-checkov: $(VENV_CHECKOV)/.stamp
+
+## ruff, mypy, cfn-lint on the template and on its SAM expansion, checkov (`make -k lint` shows every failure).
+lint: lint-ruff lint-mypy lint-cfn checkov
+
+lint-ruff: $(VENV)/.stamp
+	$(VENV)/bin/ruff check .
+
+lint-mypy: $(VENV)/.stamp
+	$(PY) -m mypy layers/ingest functions tools
+
+# cfn-lint does not expand AWS::Serverless::* resources: a bad !Ref or !GetAtt inside a function or in
+# Globals passes it (and `sam validate --lint`). Linting the expanded template catches it.
+lint-cfn: $(VENV)/.stamp $(EXPANDED)
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint $(EXPANDED)
+
+# The SAM transform, offline (fake region and account, bundled managed-policy map): see tools/expand_sam.py.
+$(EXPANDED): template.yaml tools/expand_sam.py $(VENV_SAM)/.stamp
+	$(VENV_SAM)/bin/python tools/expand_sam.py template.yaml -o $@
+
+## checkov on the SAM-expanded template; skipped checks and their reasons: .checkov.yaml, docs/checkov-skips.md.
+checkov: $(VENV_CHECKOV)/.stamp $(EXPANDED)
+	$(CHECKOV) --config-file .checkov.yaml --file $(EXPANDED)
+
+## `sam validate --lint` (offline: AWS_DEFAULT_REGION is set above, no credentials needed).
+validate: $(VENV_SAM)/.stamp
+	$(SAM) validate --lint --template template.yaml
+
+## `sam build` without a container: arm64 python3.13 layer and functions in .aws-sam/build.
+build: $(VENV_SAM)/.stamp
+	@$(SAM_BUILD_ENV) python3.13 -c "" 2>/dev/null || { \
+	  echo "make build: no working python3.13 on PATH (sam needs one for the python3.13 runtime);" \
+	       "install it, e.g. with pyenv, or put it on PATH" >&2; exit 1; }
+	$(SAM_BUILD_ENV) $(SAM) build --template template.yaml
+	@# Every compiled module in the artifacts must be an aarch64 ELF (e_machine 0xb7), pydantic_core above all.
+	@bad=""; for so in $$(find .aws-sam/build -type f -name '*.so*'); do \
+	   [ "$$(od -An -tx1 -j18 -N2 "$$so" | tr -d ' \n')" = "b700" ] || bad="$$bad $$so"; done; \
+	 if [ -n "$$bad" ]; then echo "make build: modules not built for arm64:$$bad" >&2; exit 1; fi; \
+	 if ! ls .aws-sam/build/IngestLayer/python/pydantic_core/_pydantic_core.cpython-313-aarch64-linux-gnu.so \
+	      >/dev/null 2>&1; then echo "make build: no cp313 aarch64 pydantic_core in the layer" >&2; exit 1; fi; \
+	 echo "make build: every compiled module is arm64; pydantic_core is the cp313 aarch64 build"

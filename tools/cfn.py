@@ -107,7 +107,7 @@ CfnLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 def loads_template(text: str) -> dict[str, Any]:
     """Parse a template given as text (YAML, or JSON which is YAML too)."""
-    data = yaml.load(text, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader
+    data = yaml.load(text, Loader=CfnLoader)  # CfnLoader is a SafeLoader
     if not isinstance(data, dict):
         raise TemplateError("a template must be a mapping")
     return data

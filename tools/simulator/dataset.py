@@ -18,15 +18,19 @@ from dataclasses import dataclass, field
 
 DEFAULT_EPOCH = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
-# (status, hangupReason) for answered and unanswered calls. Values from the third-party tables in
-# shared/airudder-api/workflow.md Appendix C (call-result types, hangupReason codes): unverified.
-ANSWERED_OUTCOMES: tuple[tuple[str, int], ...] = (("SuccUserHangup", 12), ("SuccAgentHangup", 12))
-UNANSWERED_OUTCOMES: tuple[tuple[str, int], ...] = (
-    ("NoAnswered", 2),
-    ("NoRinging", 6),
-    ("Voicemail", 16),
-    ("UserHangup", 14),
-    ("NoAnswered", 3),
+# Outcomes: (status, hangup_reason, dialer hangupReason code). The call-completion body's words follow
+# the team's sample (events/workflow/call/completed.json); the dialer codes follow the third-party
+# hangupReason table in shared/airudder-api/workflow.md Appendix C. Neither is documented by AIRUDDER.
+ANSWERED_OUTCOMES: tuple[tuple[str, str, int], ...] = (
+    ("answered", "user_hangup", 12),
+    ("answered", "robot_hangup", 12),
+)
+UNANSWERED_OUTCOMES: tuple[tuple[str, str, int], ...] = (
+    ("no_answer", "no_answer", 2),
+    ("busy", "busy", 3),
+    ("unreachable", "switched_off", 6),
+    ("voicemail", "voicemail", 16),
+    ("rejected", "user_hangup", 14),
 )
 NODE_TYPES: tuple[str, ...] = ("robot", "pds")
 
@@ -73,7 +77,8 @@ class Call:
     task_name: str
     group_name: str
     status: str
-    hangup_reason: int
+    hangup_reason: str
+    dialer_hangup_code: int
     answered: bool
     nth_call: int
     start_time: dt.datetime
@@ -82,7 +87,7 @@ class Call:
     update_time: dt.datetime
 
     @property
-    def duration(self) -> int:
+    def talk_duration(self) -> int:
         """Talk time in seconds (0 for unanswered calls)."""
         if self.answer_time is None:
             return 0
@@ -104,7 +109,7 @@ class Dataset:
 
     def __init__(self, config: DatasetConfig | None = None) -> None:
         self.config = config or DatasetConfig()
-        self._rng = random.Random(self.config.seed)  # noqa: S311 - simulated data
+        self._rng = random.Random(self.config.seed)
         self._lock = threading.RLock()
         self._workflows: dict[str, Workflow] = {}
         self._nodes: dict[str, NodeTask] = {}
@@ -234,7 +239,7 @@ class Dataset:
         case_id, callee = wf.current_case
         answered = self._rng.random() < self.config.answer_rate
         outcomes = ANSWERED_OUTCOMES if answered else UNANSWERED_OUTCOMES
-        status, hangup = outcomes[self._rng.randrange(len(outcomes))]
+        status, hangup, code = outcomes[self._rng.randrange(len(outcomes))]
         start = self._tick(5, 90)
         ring = dt.timedelta(seconds=self._rng.randint(3, 25))
         answer_time = start + ring if answered else None
@@ -256,6 +261,7 @@ class Dataset:
             group_name=node.group_name,
             status=status,
             hangup_reason=hangup,
+            dialer_hangup_code=code,
             answered=answered,
             nth_call=1,
             start_time=start,

@@ -48,14 +48,14 @@ API_FACTS: tuple[str, ...] = (
 
 # What the reference does not say and this client assumes (each one is a setting or the PageScheme).
 ASSUMPTIONS: tuple[str, ...] = (
-    "Workflow task list path: GET /service/cloud/workflow/instancelist with query start_time, end_time "
-    "(the window applies to each workflow's update_time) [AIRUDDER_WORKFLOW_LIST_PATH].",
+    "Workflow task list path: GET /service/cloud/workflow/instancelist with query start_time, end_time; "
+    "the window selects workflows created or with a call changed in it [AIRUDDER_WORKFLOW_LIST_PATH].",
     "Subtask (node task) list path: GET /service/cloud/workflow/subtasklist?workflow_id=... "
     "[AIRUDDER_SUBTASK_LIST_PATH].",
     "Outbound task list path: POST /service/cloud/workflow/tasklist with JSON {workflow_id, nodetask_id?, "
     "start_time?, end_time?} [AIRUDDER_OUTBOUND_TASK_LIST_PATH].",
-    "Task details take JSON {task_id, nodetask_id?, workflow_id?, start_time?, end_time?} "
-    "[AIRUDDER_TASK_DETAIL_PATH is the documented path].",
+    "Task details take JSON {task_id, nodetask_id?, workflow_id?, start_time?, end_time?}; the window "
+    "selects call records by update_time [AIRUDDER_TASK_DETAIL_PATH is the documented path].",
     "Call information by call id: GET /service/cloud/workflow/callinfo?call_id=...; `data` is the call "
     "record [AIRUDDER_CALL_INFO_PATH].",
     "Every pull API answers the auth call's envelope: success is body `code` 200; anything else is an error.",
@@ -69,55 +69,62 @@ ASSUMPTIONS: tuple[str, ...] = (
 
 
 class AirudderApiSettings(BaseModel):
-    """Settings of the pull-API client, read from the environment (`from_env`) or given by name."""
+    """Settings of the pull-API client, read from the environment (`from_env`) or given by field name.
+
+    Each setting's environment variable is its `validation_alias` (AIRUDDER_...)."""
 
     model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
 
-    base_url: str = Field(default="https://api.airudder.com", alias="AIRUDDER_API_BASE_URL")
-    auth_path: str = Field(default="/service/cloud/auth", alias="AIRUDDER_AUTH_PATH")
+    base_url: str = Field(default="https://api.airudder.com", validation_alias="AIRUDDER_API_BASE_URL")
+    auth_path: str = Field(default="/service/cloud/auth", validation_alias="AIRUDDER_AUTH_PATH")
     workflow_list_path: str = Field(
-        default="/service/cloud/workflow/instancelist", alias="AIRUDDER_WORKFLOW_LIST_PATH"
+        default="/service/cloud/workflow/instancelist", validation_alias="AIRUDDER_WORKFLOW_LIST_PATH"
     )
     subtask_list_path: str = Field(
-        default="/service/cloud/workflow/subtasklist", alias="AIRUDDER_SUBTASK_LIST_PATH"
+        default="/service/cloud/workflow/subtasklist", validation_alias="AIRUDDER_SUBTASK_LIST_PATH"
     )
     outbound_task_list_path: str = Field(
-        default="/service/cloud/workflow/tasklist", alias="AIRUDDER_OUTBOUND_TASK_LIST_PATH"
+        default="/service/cloud/workflow/tasklist", validation_alias="AIRUDDER_OUTBOUND_TASK_LIST_PATH"
     )
-    task_detail_path: str = Field(default="/service/cloud/workflow/taskdetail", alias="AIRUDDER_TASK_DETAIL_PATH")
-    call_info_path: str = Field(default="/service/cloud/workflow/callinfo", alias="AIRUDDER_CALL_INFO_PATH")
+    task_detail_path: str = Field(
+        default="/service/cloud/workflow/taskdetail", validation_alias="AIRUDDER_TASK_DETAIL_PATH"
+    )
+    call_info_path: str = Field(default="/service/cloud/workflow/callinfo", validation_alias="AIRUDDER_CALL_INFO_PATH")
 
-    connect_timeout: float = Field(default=3.05, alias="AIRUDDER_CONNECT_TIMEOUT", gt=0)
-    read_timeout: float = Field(default=20.0, alias="AIRUDDER_READ_TIMEOUT", gt=0)
+    connect_timeout: float = Field(default=3.05, validation_alias="AIRUDDER_CONNECT_TIMEOUT", gt=0)
+    read_timeout: float = Field(default=20.0, validation_alias="AIRUDDER_READ_TIMEOUT", gt=0)
     # Retries after the first try, for connection errors, timeouts, 5xx and 429.
-    max_retries: int = Field(default=4, alias="AIRUDDER_MAX_RETRIES", ge=0, le=20)
-    backoff_base: float = Field(default=0.5, alias="AIRUDDER_BACKOFF_BASE", ge=0)
-    backoff_cap: float = Field(default=20.0, alias="AIRUDDER_BACKOFF_CAP", ge=0)
+    max_retries: int = Field(default=4, validation_alias="AIRUDDER_MAX_RETRIES", ge=0, le=20)
+    backoff_base: float = Field(default=0.5, validation_alias="AIRUDDER_BACKOFF_BASE", ge=0)
+    backoff_cap: float = Field(default=20.0, validation_alias="AIRUDDER_BACKOFF_CAP", ge=0)
     # Longest Retry-After honoured; a longer one is cut to this.
-    retry_after_cap: float = Field(default=60.0, alias="AIRUDDER_RETRY_AFTER_CAP", ge=0)
+    retry_after_cap: float = Field(default=60.0, validation_alias="AIRUDDER_RETRY_AFTER_CAP", ge=0)
 
-    page_size: int = Field(default=100, alias="AIRUDDER_PAGE_SIZE", ge=1, le=10_000)
+    page_size: int = Field(default=100, validation_alias="AIRUDDER_PAGE_SIZE", ge=1, le=10_000)
     # Bound on the pages read from one listing, so a server that ignores paging cannot loop us forever.
-    max_pages: int = Field(default=10_000, alias="AIRUDDER_MAX_PAGES", ge=1)
+    max_pages: int = Field(default=10_000, validation_alias="AIRUDDER_MAX_PAGES", ge=1)
 
     # The docs give 24 h; the token is renewed this many seconds before that.
-    token_ttl_seconds: float = Field(default=86_400, alias="AIRUDDER_TOKEN_TTL_SECONDS", gt=0)
-    token_safety_margin_seconds: float = Field(default=3_600, alias="AIRUDDER_TOKEN_SAFETY_MARGIN_SECONDS", ge=0)
+    token_ttl_seconds: float = Field(default=86_400, validation_alias="AIRUDDER_TOKEN_TTL_SECONDS", gt=0)
+    token_safety_margin_seconds: float = Field(
+        default=3_600, validation_alias="AIRUDDER_TOKEN_SAFETY_MARGIN_SECONDS", ge=0
+    )
     # Body codes (besides HTTP 401) that mean "token not valid".
-    token_error_codes: tuple[int, ...] = Field(default=(401,), alias="AIRUDDER_TOKEN_ERROR_CODES")
-    success_codes: tuple[int, ...] = Field(default=(200,), alias="AIRUDDER_SUCCESS_CODES")
+    token_error_codes: tuple[int, ...] = Field(default=(401,), validation_alias="AIRUDDER_TOKEN_ERROR_CODES")
+    success_codes: tuple[int, ...] = Field(default=(200,), validation_alias="AIRUDDER_SUCCESS_CODES")
 
     # Offset the time windows are written in (AIRUDDER does not document one).
-    time_offset: str = Field(default="+08:00", alias="AIRUDDER_API_TIME_OFFSET", pattern=r"^[+-]\d\d:\d\d$")
-    user_agent: str = Field(default="Airudder", alias="AIRUDDER_USER_AGENT")
+    time_offset: str = Field(default="+08:00", validation_alias="AIRUDDER_API_TIME_OFFSET", pattern=r"^[+-]\d\d:\d\d$")
+    user_agent: str = Field(default="Airudder", validation_alias="AIRUDDER_USER_AGENT")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AirudderApiSettings:
         env: Mapping[str, str] = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for name, info in cls.model_fields.items():
-            if info.alias and info.alias in env:
-                raw = env[info.alias]
+            env_name = info.validation_alias
+            if isinstance(env_name, str) and env_name in env:
+                raw = env[env_name]
                 # Tuple settings are written "200,201" in the environment.
                 values[name] = [s.strip() for s in raw.split(",") if s.strip()] if name.endswith("_codes") else raw
         return cls.model_validate(values)
@@ -242,7 +249,9 @@ class PageScheme:
     """How listings are paged. Not documented by AIRUDDER: assumed page/page_size in, data.list/data.total out.
 
     The page parameters go wherever the call's other parameters go (query for GET, JSON body for POST).
-    A listing ends on an empty page, a short page, or once `total` records have been read.
+    A listing ends on an empty page or once `total` records have been read; when an answer has no
+    total, a page shorter than asked for is the last one. (With a total, short pages are not trusted:
+    the server may cap page_size below what we asked.)
     """
 
     page_param: str = "page"
@@ -286,9 +295,9 @@ class PageScheme:
             yield from items
             seen += len(items)
             total = self.total(data)
-            if not items or len(items) < page_size or (total is not None and seen >= total):
+            if not items or isinstance(data, list):  # empty, or an unpaged answer: nothing more
                 return
-            if isinstance(data, list):  # unpaged answer: one page is all there is
+            if (seen >= total) if total is not None else (len(items) < page_size):
                 return
         logger.warning("listing stopped after max_pages=%d pages", max_pages)
 
@@ -346,6 +355,7 @@ class AirudderClient:
     """AIRUDDER Workflow pull API over `requests`.
 
     sleep, clock and rng are injectable for tests; the counter may be shared to total several clients.
+    One instance serves one thread (it holds a requests.Session); the token cache is shared and locked.
     """
 
     def __init__(

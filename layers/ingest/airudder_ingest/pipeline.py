@@ -26,11 +26,13 @@ from . import aws
 from .apigw import WebhookRequest, error_response, parse_event, respond
 from .archive import Envelope, RawArchive, quarantine_key, raw_key
 from .auth import TokenVerifier, presented_token
+from .decryption import DecryptionFailed, PayloadDecryption
 from .errors import IngestError, InvalidPayload, PayloadTooLarge, RouteNotFound, StorageUnavailable
 from .events import canonical_json, event_id, iso_utc, normalise_phone, parse_offset, raw_digest, to_utc
 from .models import EventFacts, IdentifierMissing, WebhookModel, model_for
 from .recording_queue import RecordingQueue
 from .settings import IngestSettings, get_settings
+from .signing import SignatureVerification
 from .store import EventRecord, EventStore
 
 logger = Logger(child=True)
@@ -60,6 +62,9 @@ class IngestPipeline:
         self.verifier = verifier
         self.recordings = recordings
         self._naive_offset = parse_offset(settings.naive_time_offset)
+        # Per-route callback checks, parsed once (cold start); both off unless configured.
+        self.signatures = SignatureVerification.from_json(settings.signature_verification)
+        self.decryption = PayloadDecryption.from_json(settings.payload_decryption)
 
     @classmethod
     def from_settings(cls, settings: IngestSettings) -> IngestPipeline:
@@ -148,7 +153,9 @@ class IngestPipeline:
                     f"body of {len(request.body)} bytes is over the limit of {self.settings.max_body_bytes}"
                 ),
             )
-        value, facts = self._decode(request, model, received_at)
+        self.signatures.verify(request, model.webhook_type)
+        plaintext = self._decrypted(request, model.webhook_type, received_at)
+        value, facts = self._decode(request, model, received_at, plaintext)
         rec = self.build_record(
             webhook_type=model.webhook_type,
             route=request.route_path,
@@ -176,11 +183,19 @@ class IngestPipeline:
         )
         return self.store_record(rec)
 
+    def _decrypted(self, request: WebhookRequest, webhook_type: str, received_at: str) -> bytes | None:
+        """The plaintext of an encrypted route's body (None when the route is not encrypted). The
+        ciphertext stays the body that is archived, or quarantined when it cannot be decrypted."""
+        try:
+            return self.decryption.open(request, webhook_type)
+        except DecryptionFailed as exc:
+            self._quarantine(request, webhook_type, received_at, InvalidPayload(f"body could not be decrypted: {exc}"))
+
     def _decode(
-        self, request: WebhookRequest, model: type[WebhookModel], received_at: str
+        self, request: WebhookRequest, model: type[WebhookModel], received_at: str, plaintext: bytes | None = None
     ) -> tuple[Any, EventFacts]:
         try:
-            value = json.loads(request.body.decode("utf-8-sig"))
+            value = json.loads((request.body if plaintext is None else plaintext).decode("utf-8-sig"))
         except (UnicodeDecodeError, ValueError) as exc:
             self._quarantine(
                 request, model.webhook_type, received_at, InvalidPayload(f"body is not valid JSON: {exc}")

@@ -31,6 +31,11 @@ class IngestSettings(BaseModel):
     # Write shards of the per-day and per-workflow/per-task indexes (see README, "DynamoDB keys").
     day_shards: int = Field(default=16, alias="DAY_INDEX_SHARDS", ge=1, le=256)
     parent_shards: int = Field(default=8, alias="PARENT_INDEX_SHARDS", ge=1, le=256)
+    # Per-route callback signature checks and payload decryption: JSON objects keyed by webhook type or
+    # route (patterns allowed), parsed once per cold start; empty = off everywhere (signing.py,
+    # decryption.py, route_settings.py).
+    signature_verification: str = Field(default="", alias="SIGNATURE_VERIFICATION")
+    payload_decryption: str = Field(default="", alias="PAYLOAD_DECRYPTION")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> IngestSettings:

@@ -388,6 +388,50 @@ class EventStore:
         item = answer.get("Item")
         return _from_item(item) if item else None
 
+    # ------------------------------------------------------------------ recordings (the copier's writes)
+
+    def update_recording(
+        self,
+        call_id: str,
+        *,
+        remove: tuple[str, ...] = (),
+        unless_status: str | None = None,
+        **attributes: Any,
+    ) -> bool:
+        """Like set_recording, and also remove recording_<name> attributes (`remove`). With
+        `unless_status`, nothing is written when the recording already has that status: a failed
+        attempt must never overwrite "archived". Returns False when the condition stopped the write."""
+        present = {f"recording_{k}": v for k, v in attributes.items() if v is not None}
+        present["recording_updated_at"] = _now_iso()
+        dropped = [f"recording_{k}" for k in remove if f"recording_{k}" not in present]
+        names = {f"#{k}": k for k in [*present, *dropped]}
+        values = {f":{k}": v for k, v in present.items()}
+        update = "SET " + ", ".join(f"#{k} = :{k}" for k in present)
+        if dropped:
+            update += " REMOVE " + ", ".join(f"#{k}" for k in dropped)
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": _to_item({"pk": entity_key("CALL", call_id), "sk": STATE_SK}),
+            "UpdateExpression": update,
+            "ExpressionAttributeNames": names,
+        }
+        if unless_status is not None:
+            names["#recording_status"] = "recording_status"
+            values[":unless_status"] = unless_status
+            request["ConditionExpression"] = (
+                "attribute_not_exists(#recording_status) OR #recording_status <> :unless_status"
+            )
+        request["ExpressionAttributeValues"] = _to_item(values)
+        try:
+            self._ddb.update_item(**request)
+        except ClientError as exc:
+            if unless_status is not None and exc.response.get("Error", {}).get("Code") == (
+                "ConditionalCheckFailedException"
+            ):
+                return False
+            raise
+        return True
+
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -9,6 +9,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .base import EventFacts, IdentifierMissing, WebhookModel
+from .campaigns import CALL_MODELS, PLAN_MODELS, TASK_MODELS
+from .chatbot import (
+    ChatbotAgentTransfer,
+    ChatbotAgentTransferStar,
+    ChatbotInbound,
+    ChatbotMessageStatus,
+    ChatbotMessageStatusStar,
+    ChatbotSessionEnded,
+    ChatbotSessionReport,
+    ChatbotTemplateReply,
+    ChatbotTemplateResult,
+    ChatbotUserMessage,
+    ChatbotUserMessageStar,
+)
+from .leadgen import LeadgenCallCompleted, LeadgenCustomApiPush, LeadgenDialerPush
 from .unknown import UnknownDelivery
 from .workflow import (
     WorkflowCallCompleted,
@@ -45,6 +60,24 @@ ROUTES: dict[str, RouteModel] = {
     "/webhooks/workflow/status-changed": WorkflowStatusChanged,
     "/webhooks/workflow/waba-message-status": WorkflowWabaMessageStatus,
     "/webhooks/workflow/chatbot-session-ended": WorkflowChatbotSessionEnded,
+    # Campaign products: {product} is collection, telemarketing or infocheck (anything else: 404).
+    "/webhooks/{product}/plan": ByPathParam("product", PLAN_MODELS),
+    "/webhooks/{product}/task": ByPathParam("product", TASK_MODELS),
+    "/webhooks/{product}/call": ByPathParam("product", CALL_MODELS),
+    "/webhooks/leadgen/dialer": LeadgenDialerPush,
+    "/webhooks/leadgen/call": LeadgenCallCompleted,
+    "/webhooks/leadgen/custom-api": LeadgenCustomApiPush,
+    "/webhooks/chatbot/template-result": ChatbotTemplateResult,
+    "/webhooks/chatbot/template-reply": ChatbotTemplateReply,
+    "/webhooks/chatbot/agent-transfer": ChatbotAgentTransfer,
+    "/webhooks/chatbot/agent-transfer-star": ChatbotAgentTransferStar,
+    "/webhooks/chatbot/message-status": ChatbotMessageStatus,
+    "/webhooks/chatbot/message-status-star": ChatbotMessageStatusStar,
+    "/webhooks/chatbot/user-message": ChatbotUserMessage,
+    "/webhooks/chatbot/user-message-star": ChatbotUserMessageStar,
+    "/webhooks/chatbot/session-ended": ChatbotSessionEnded,
+    "/webhooks/chatbot/session-report": ChatbotSessionReport,
+    "/webhooks/chatbot/inbound": ChatbotInbound,
     "/webhooks/{proxy+}": UnknownDelivery,
 }
 

@@ -83,7 +83,7 @@ class IdentifierMissing(ValueError):
 class WebhookModel(BaseModel):
     """Base of every webhook body: unknown fields are kept, numbers-as-strings accepted."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=True, defer_build=True)
 
     webhook_type: ClassVar[str]
     # AIRUDDER's name for the callback, for README and logs.

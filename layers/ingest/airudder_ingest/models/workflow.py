@@ -24,10 +24,11 @@ from .base import (
     first,
     http_link,
 )
+from .calls import CallFields, InfoCheckCallFields
 
 
 class _Tolerant(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=True, defer_build=True)
 
 
 class _WorkflowFields(WebhookModel):
@@ -93,49 +94,23 @@ class WorkflowDialerPush(_WorkflowFields):
 # --- Call completion --------------------------------------------------------------------------------
 
 
-class WorkflowCallCompleted(_WorkflowFields):
+class WorkflowCallCompleted(_WorkflowFields, CallFields):
     """Notification of Call Completion in Workflow (Debt Collection/Marketing/E-commerce).
 
-    Body not recovered from the docs: identifiers are looked for under AIRUDDER's known spellings.
+    Body not recovered from the docs: the call fields (shared with the campaign "Webhook of Call",
+    see calls.py) are looked for under AIRUDDER's known spellings.
     """
 
     webhook_type = "workflow.call"
     title = "Notification of Call Completion in Workflow (Debt Collection/Marketing/E-commerce)"
 
-    case_id: Text = alias(*CASE_ID)
-    task_id: Text = alias(*TASK_ID)
-    call_id: Text = alias(*CALL_ID)
-    callee: Any = alias("callee", "callee_number", "phoneNumber", "phone_number", "Callee")
-    status: Text = alias("status", "state", "call_status", "callStatus", "CallStatus", "call_result")
-    end_time: Any = alias(
-        "end_time", "endTime", "call_end_time", "hangup_time", "EndTime", "timestamp", "call_time",
-        "start_time",
-    )
-    recording: Text = alias(*RECORDING)
-
     def facts(self) -> EventFacts:
-        phone = self.callee.get("callee_number") if isinstance(self.callee, dict) else self.callee
-        common = {
-            "event_time": self.end_time,
-            "status": self.status,
-            "phone": phone,
-            "case_id": self.case_id,
-            "workflow_id": self.workflow_id,
-            "nodetask_id": self.nodetask_id,
-            "task_id": self.task_id,
-            "call_id": self.call_id,
-            "recording_url": http_link(self.recording),
-        }
-        if self.call_id:
-            return EventFacts("CALL", self.call_id, **common)
-        if self.case_id:
-            return EventFacts("CASE", self.case_id, **common)
-        raise IdentifierMissing("the call notification names neither a call id nor a case id")
+        return self.call_facts(workflow_id=self.workflow_id, nodetask_id=self.nodetask_id)
 
 
-class WorkflowInfoCheckCallCompleted(WorkflowCallCompleted):
+class WorkflowInfoCheckCallCompleted(WorkflowCallCompleted, InfoCheckCallFields):
     """Notification of Call Completion in Workflow (Info Check): a separate page with its own fields
-    (not recovered); identified the same way."""
+    (not recovered; see InfoCheckCallFields); identified the same way."""
 
     webhook_type = "workflow.infocheck_call"
     title = "Notification of Call Completion in Workflow (Info Check)"
@@ -164,6 +139,7 @@ class WorkflowCustomApiPush(WebhookModel):
     node_id: Text = None
     node_name: Text = None
     callee: CustomApiCallee
+    timestamp: Any = alias("timestamp", "push_time", "update_time")
 
     @model_validator(mode="before")
     @classmethod
@@ -178,6 +154,7 @@ class WorkflowCustomApiPush(WebhookModel):
         return EventFacts(
             "CASE" if case_id else "WORKFLOW",
             case_id or self.workflow_id,
+            event_time=self.timestamp,
             phone=self.callee.callee_number,
             case_id=case_id,
             workflow_id=self.workflow_id,

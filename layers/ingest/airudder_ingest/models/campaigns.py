@@ -1,0 +1,162 @@
+"""Campaign products: Collection, Telemarketing & E-commerce, Info Check (../shared/airudder-api/campaigns.md).
+
+Each product has the same three webhooks — Webhook of Plan (plan end status), Webhook of Task (task
+end status) and Webhook of Call (end status per phone call) — posted to /webhooks/{product}/plan,
+/task and /call. No body of any of them was recovered: identifiers are looked for under every
+spelling AIRUDDER uses (snake_case in the Workflow APIs, PascalCase such as `TaskID` in the campaign
+task APIs). The call webhooks share the call vocabulary of the Workflow call notification (calls.py);
+Info Check's call payload is a separate format, modelled apart.
+
+Entities: a plan is PLAN#<plan id>; a campaign task TASK#<task id> (kept apart from the dialer
+task, DTASK, which is another product's id space); a call CALL#<call id>.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import TASK_ID, EventFacts, IdentifierMissing, Int, Text, WebhookModel, alias
+from .calls import PLAN_ID, CallFields, InfoCheckCallFields
+
+PRODUCTS = {
+    "collection": "Collection",
+    "telemarketing": "Telemarketing & E-commerce",
+    "infocheck": "Info Check",
+}
+FINISH_TIME = (
+    "end_time",
+    "endTime",
+    "EndTime",
+    "finish_time",
+    "finishTime",
+    "finished_at",
+    "update_time",
+    "updateTime",
+    "timestamp",
+    "time",
+)
+
+
+# --- Webhook of Plan ---------------------------------------------------------------------------------
+
+
+class CampaignPlanFinished(WebhookModel):
+    """Webhook of Plan (计划结束状态通知): a plan — an ordered chain of tasks built from a strategy —
+    reached its end status."""
+
+    plan_id: Text = alias(*PLAN_ID)
+    plan_name: Text = alias("plan_name", "planName", "PlanName")
+    strategy_id: Text = alias("strategy_id", "strategyId", "StrategyID", "strategyID")
+    status: Text = alias("status", "plan_status", "planStatus", "PlanStatus", "state", "Status", "State")
+    end_time: Any = alias(*FINISH_TIME)
+
+    def facts(self) -> EventFacts:
+        if not self.plan_id:
+            raise IdentifierMissing("the plan notification names no plan id")
+        return EventFacts("PLAN", self.plan_id, event_time=self.end_time, status=self.status)
+
+
+class CollectionPlanFinished(CampaignPlanFinished):
+    webhook_type = "collection.plan"
+    title = "Webhook of Plan (Collection)"
+
+
+class TelemarketingPlanFinished(CampaignPlanFinished):
+    webhook_type = "telemarketing.plan"
+    title = "Webhook of Plan (Telemarketing & E-commerce)"
+
+
+class InfoCheckPlanFinished(CampaignPlanFinished):
+    webhook_type = "infocheck.plan"
+    title = "Webhook of Plan (Info Check)"
+
+
+# --- Webhook of Task ---------------------------------------------------------------------------------
+
+
+class CampaignTaskFinished(WebhookModel):
+    """Webhook of Task (任务结束状态通知): a calling task ended. In a plan each round is a task, so a
+    plan's task may name its plan and round."""
+
+    task_id: Text = alias(*TASK_ID)
+    task_name: Text = alias("task_name", "taskName", "TaskName")
+    plan_id: Text = alias(*PLAN_ID)
+    round: Int = alias("round", "round_no", "roundNo", "Round", "round_index", "roundIndex")
+    status: Text = alias("status", "task_status", "taskStatus", "TaskStatus", "state", "Status", "State")
+    end_time: Any = alias(*FINISH_TIME)
+
+    def facts(self) -> EventFacts:
+        if not self.task_id:
+            raise IdentifierMissing("the task notification names no task id")
+        return EventFacts("TASK", self.task_id, event_time=self.end_time, status=self.status, task_id=self.task_id)
+
+
+class CollectionTaskFinished(CampaignTaskFinished):
+    webhook_type = "collection.task"
+    title = "Webhook of Task (Collection)"
+
+
+class TelemarketingTaskFinished(CampaignTaskFinished):
+    webhook_type = "telemarketing.task"
+    title = "Webhook of Task (Telemarketing & E-commerce)"
+
+
+class InfoCheckTaskFinished(CampaignTaskFinished):
+    webhook_type = "infocheck.task"
+    title = "Webhook of Task (Info Check)"
+
+
+# --- Webhook of Call ---------------------------------------------------------------------------------
+
+
+class CampaignCallCompleted(CallFields):
+    """Webhook of Call (任务电话维度拨打结束状态通知), Collection and Telemarketing & E-commerce: one
+    number of a task finished. Same vocabulary as the Workflow call notification, without the
+    workflow ids; a plan's call may name its plan."""
+
+    plan_id: Text = alias(*PLAN_ID)
+
+    def facts(self) -> EventFacts:
+        return self.call_facts()
+
+
+class CampaignInfoCheckCallCompleted(InfoCheckCallFields):
+    """Webhook of Call, Info Check: the call fields plus the verification outcome."""
+
+    plan_id: Text = alias(*PLAN_ID)
+
+    def facts(self) -> EventFacts:
+        return self.call_facts()
+
+
+class CollectionCallCompleted(CampaignCallCompleted):
+    webhook_type = "collection.call"
+    title = "Webhook of Call (Collection)"
+
+
+class TelemarketingCallCompleted(CampaignCallCompleted):
+    webhook_type = "telemarketing.call"
+    title = "Webhook of Call (Telemarketing & E-commerce)"
+
+
+class InfoCheckCallCompleted(CampaignInfoCheckCallCompleted):
+    webhook_type = "infocheck.call"
+    title = "Webhook of Call (Info Check)"
+
+
+# The value of the {product} path segment -> the model of each webhook.
+PLAN_MODELS: dict[str, type[WebhookModel]] = {
+    "collection": CollectionPlanFinished,
+    "telemarketing": TelemarketingPlanFinished,
+    "infocheck": InfoCheckPlanFinished,
+}
+TASK_MODELS: dict[str, type[WebhookModel]] = {
+    "collection": CollectionTaskFinished,
+    "telemarketing": TelemarketingTaskFinished,
+    "infocheck": InfoCheckTaskFinished,
+}
+CALL_MODELS: dict[str, type[WebhookModel]] = {
+    "collection": CollectionCallCompleted,
+    "telemarketing": TelemarketingCallCompleted,
+    "infocheck": InfoCheckCallCompleted,
+}

@@ -1,0 +1,278 @@
+"""Chatbot (WhatsApp chatbot) callbacks (../shared/airudder-api/chatbot.md).
+
+None of the Chatbot section's pages could be read: only the callback titles are known. The closest
+recovered body is the Workflow "Chatbot Session End Notification" (workflow.md §28), whose top-level
+names (`call_id` as the session id, `callee`, `channel`, `channel_id`, `robot_id`, `status`,
+`timestamp`) and message object (`msg_id`, `sender_type`, `timestamp`, `status`, `content`, `reply`)
+are what every model here looks for first; other spellings are accepted after them.
+
+Entities: a conversation is SESSION#<session id> (the session id is also kept as the event's call
+id, as the Workflow model does); a message is MESSAGE#<msg id>; a send task without a message id is
+WABATASK#<task id>. What each callback files under is our choice (see docs/routes.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from .base import CASE_ID, EventFacts, IdentifierMissing, Int, Text, WebhookModel, alias, first
+from .calls import phone_of
+
+SESSION_ID = (
+    "call_id",
+    "callid",
+    "callId",
+    "session_id",
+    "sessionId",
+    "conversation_id",
+    "conversationId",
+    "chat_id",
+)
+MSG_ID = ("msg_id", "message_id", "messageId", "msgId", "wamid")
+CHAT_TASK_ID = ("waba_task_id", "wabaTaskId", "task_id", "taskId", "TaskID")
+USER_NUMBER = ("callee", "callee_number", "phone_number", "phoneNumber", "user_number", "customer_number", "wa_id")
+EVENT_TIME = ("timestamp", "time", "event_time", "eventTime", "update_time")
+
+
+def _present(*values: Any) -> Any:
+    """The first value that is neither None nor blank text."""
+    return next((v for v in values if v is not None and not (isinstance(v, str) and not v.strip())), None)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, bool | Mapping | list):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+class _ChatbotFields(WebhookModel):
+    session_id: Text = alias(*SESSION_ID)
+    msg_id: Text = alias(*MSG_ID)
+    task_id: Text = alias(*CHAT_TASK_ID)
+    case_id: Text = alias(*CASE_ID)
+    callee: Any = alias(*USER_NUMBER)
+    channel: Text = None
+    channel_id: Text = None
+    robot_id: Text = alias("robot_id", "robotId", "bot_id", "botId")
+    status: Text = alias("status", "message_status", "msg_status", "state")
+    timestamp: Any = alias(*EVENT_TIME)
+    # A message object as in §28's `messages[]`; any other shape (e.g. plain text) is kept as sent.
+    message: Any = alias("message", "msg")
+    workflow_id: Text = None
+    nodetask_id: Text = None
+
+    # Status filed when the body carries none.
+    default_status: ClassVar[str | None] = None
+
+    def _in_message(self, *names: str) -> Any:
+        if isinstance(self.message, Mapping):
+            return _present(*(self.message.get(n) for n in names))
+        return None
+
+    def message_id(self) -> str | None:
+        return first(self.msg_id, _text(self._in_message(*MSG_ID)))
+
+    def event_time(self) -> Any:
+        return _present(self.timestamp, self._in_message("timestamp", "time"))
+
+    def user_phone(self) -> str | None:
+        return phone_of(self.callee)
+
+    def _facts(self, kind: str, entity_id: str, *, status: str | None = None) -> EventFacts:
+        return EventFacts(
+            kind,
+            entity_id,
+            event_time=self.event_time(),
+            status=first(status, self.status, _text(self._in_message("status")), self.default_status),
+            phone=self.user_phone(),
+            case_id=self.case_id,
+            workflow_id=self.workflow_id,
+            nodetask_id=self.nodetask_id,
+            task_id=self.task_id,
+            call_id=self.session_id,
+        )
+
+
+# --- template messages ---------------------------------------------------------------------------------
+
+
+class ChatbotTemplateResult(_ChatbotFields):
+    """Callback template message sending result: whether a template message could be sent."""
+
+    webhook_type = "chatbot.template_result"
+    title = "Callback template message sending result"
+
+    template_id: Text = alias("template_id", "templateId")
+    template_name: Text = alias("template_name", "templateName")
+    error_code: Any = alias("error_code", "errorCode", "err_code")
+    error_message: Any = alias("error_message", "errorMessage", "error_msg", "fail_reason", "reason")
+
+    def facts(self) -> EventFacts:
+        msg = self.message_id()
+        if msg:
+            return self._facts("MESSAGE", msg)
+        if self.task_id:
+            return self._facts("WABATASK", self.task_id)
+        raise IdentifierMissing("the sending result names neither a message id nor a task id")
+
+
+class ChatbotTemplateReply(_ChatbotFields):
+    """Callback single template message user response: the user answered one template message.
+
+    Filed under the template message answered (so its state reads `replied`), else under the reply.
+    """
+
+    webhook_type = "chatbot.template_reply"
+    title = "Callback single template message user response"
+    default_status = "replied"
+
+    reply: Any = None
+    replied_msg_id: Text = alias("reply_msg_id", "replied_msg_id", "template_msg_id", "context_msg_id")
+
+    def answered_message_id(self) -> str | None:
+        quoted = _present(self.reply, self._in_message("reply"))
+        return first(self.replied_msg_id, _text(quoted.get("msg_id")) if isinstance(quoted, Mapping) else None)
+
+    def facts(self) -> EventFacts:
+        target = first(self.answered_message_id(), self.message_id())
+        if target:
+            return self._facts("MESSAGE", target, status="replied")
+        if self.session_id:
+            return self._facts("SESSION", self.session_id, status="replied")
+        raise IdentifierMissing("the template reply names no message and no session")
+
+
+# --- conversation --------------------------------------------------------------------------------------
+
+
+class ChatbotAgentTransfer(_ChatbotFields):
+    """Callback agent transfer request: the bot asks for the conversation to go to a human agent."""
+
+    webhook_type = "chatbot.agent_transfer"
+    title = "Callback agent transfer request"
+    default_status = "agent_transfer_requested"
+
+    # §28's system message names seats on a hand-over: `from_seat_id` / `to_seat_id`.
+    from_seat_id: Text = alias("from_seat_id", "fromSeatId")
+    to_seat_id: Text = alias("to_seat_id", "toSeatId", "seat_id", "agent_id")
+    reason: Any = alias("reason", "transfer_reason", "transferReason")
+
+    def facts(self) -> EventFacts:
+        if not self.session_id:
+            raise IdentifierMissing("the agent transfer request names no session")
+        return self._facts("SESSION", self.session_id)
+
+
+class ChatbotAgentTransferStar(ChatbotAgentTransfer):
+    """The "*" variant of the agent transfer request (what "*" denotes was not recovered)."""
+
+    webhook_type = "chatbot.agent_transfer_star"
+    title = "Callback agent transfer request *"
+
+
+class ChatbotMessageStatus(_ChatbotFields):
+    """Callback status change after the message is sent (e.g. delivery, read)."""
+
+    webhook_type = "chatbot.message_status"
+    title = "Callback status change after the message is sent"
+
+    def facts(self) -> EventFacts:
+        msg = self.message_id()
+        if msg:
+            return self._facts("MESSAGE", msg)
+        if self.task_id:
+            return self._facts("WABATASK", self.task_id)
+        raise IdentifierMissing("the message status names neither a message id nor a task id")
+
+
+class ChatbotMessageStatusStar(ChatbotMessageStatus):
+    """The "*" variant of the message status callback."""
+
+    webhook_type = "chatbot.message_status_star"
+    title = "Callback status change after the message is sent *"
+
+
+class ChatbotUserMessage(_ChatbotFields):
+    """Callback message sent by user: a message the user wrote in a conversation."""
+
+    webhook_type = "chatbot.user_message"
+    title = "Callback message sent by user"
+    default_status = "received"
+
+    sender_type: Text = None
+
+    def facts(self) -> EventFacts:
+        msg = self.message_id()
+        if msg:
+            return self._facts("MESSAGE", msg)
+        if self.session_id:
+            return self._facts("SESSION", self.session_id)
+        raise IdentifierMissing("the user message names neither a message id nor a session")
+
+
+class ChatbotUserMessageStar(ChatbotUserMessage):
+    """The "*" variant of the user message callback."""
+
+    webhook_type = "chatbot.user_message_star"
+    title = "Callback message sent by user *"
+
+
+# --- end of a session ----------------------------------------------------------------------------------
+
+
+class ChatbotSessionEnded(_ChatbotFields):
+    """Callback for session end event. Modelled on the Workflow session-end body (§28)."""
+
+    webhook_type = "chatbot.session_ended"
+    title = "Callback for session end event"
+    default_status = "ended"
+
+    session_start_time: Any = None
+    session_end_time: Any = None
+    session_end_reason: Text = None
+    intention: Text = None
+    talk_round: Int = None
+    messages: Any = None
+
+    def event_time(self) -> Any:
+        return _present(self.timestamp, self.session_end_time)
+
+    def facts(self) -> EventFacts:
+        if not self.session_id:
+            raise IdentifierMissing("the session notification names no session id")
+        return self._facts("SESSION", self.session_id)
+
+
+class ChatbotSessionReport(ChatbotSessionEnded):
+    """Report after session ends: the session's outcome (intention, slots, labels, transcript)."""
+
+    webhook_type = "chatbot.session_report"
+    title = "Report after session ends"
+    default_status = "reported"
+
+
+# --- inbound -------------------------------------------------------------------------------------------
+
+
+class ChatbotInbound(_ChatbotFields):
+    """Inbound Callback: a conversation the user started. Filed under its session, else its first
+    message; the user's number may come as `caller` (our assumption) or as `callee`."""
+
+    webhook_type = "chatbot.inbound"
+    title = "Inbound Callback"
+    default_status = "inbound"
+
+    caller: Any = alias("caller", "caller_number", "callerNumber", "from_number", "fromNumber")
+
+    def user_phone(self) -> str | None:
+        return first(phone_of(self.caller), phone_of(self.callee))
+
+    def facts(self) -> EventFacts:
+        if self.session_id:
+            return self._facts("SESSION", self.session_id)
+        msg = self.message_id()
+        if msg:
+            return self._facts("MESSAGE", msg)
+        raise IdentifierMissing("the inbound callback names neither a session nor a message id")

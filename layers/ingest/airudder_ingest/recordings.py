@@ -1,0 +1,881 @@
+"""Copy call recordings from AIRUDDER into the archive bucket (the logic of the recordings function).
+
+In: a message of the recordings queue (see recording_queue.recording_request):
+    {"url", "call_id", "entity", "event_id", "event_time", "webhook_type", "source"}
+Out: one object  recordings/<yyyy>/<mm>/<dd>/<call id>.<ext>  (the day of the event, UTC), and the call's
+state item pointing at it (recording_status "archived", recording_s3_key, _size, _sha256, _content_type).
+
+The audio is streamed: read in chunks from the HTTP response, hashed as it passes, and written to S3 as
+one PutObject when it is smaller than a part, else as a multipart upload of `part_size` parts. At most
+about two parts are held in memory, whatever the size of the recording.
+
+Only http(s) links to hosts on an allow-list are fetched (exact host, or ".suffix" for subdomains),
+without user info, and every redirect hop is checked the same way: a crafted payload cannot make the
+function fetch anything else. Names are never resolved to check them; the host as written is what counts.
+
+Outcomes, recorded on the call as recording_status:
+  archived       copied; a later message for the call is skipped without downloading
+  refused        the link is not one we fetch (scheme, host, user info, redirect off the allow-list)
+  link_expired   401/403/410: the signed link is no longer valid; a later sync can ask for a fresh one
+  missing        404
+  failed         another 4xx, a recording over the size limit, or every attempt failed (then the
+                 message goes to the dead-letter queue; `make redrive` brings it back)
+  retrying       an attempt failed (timeout, connection error, 408/425/429/5xx, truncated transfer,
+                 storage error); SQS delivers the message again after a backoff
+A failure never overwrites "archived". Logs carry the call id, the link's host and sizes: never the
+link itself (signed links hold credentials), nor anything about the person called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+import requests
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from urllib3.util import parse_url
+
+from . import aws
+from .store import EventStore
+
+logger = Logger(child=True)
+metrics = Metrics()
+
+RECORDINGS_PREFIX = "recordings"
+MIB = 1024 * 1024
+S3_MIN_PART_BYTES = 5 * MIB
+S3_MAX_PART_BYTES = 5 * 1024 * MIB
+S3_MAX_PARTS = 10_000
+# Size of the reads from the HTTP response (not of the S3 parts).
+READ_CHUNK_BYTES = 1 * MIB
+MAX_URL_LENGTH = 4096
+S3_READ_TIMEOUT_SECONDS = 120
+# A presigned link lives at most 7 days (SigV4).
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+DEFAULT_ALLOWED_HOSTS = ("airudder.com", ".airudder.com", "127.0.0.1")
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+EXPIRED_STATUSES = frozenset({401, 403, 410})
+MISSING_STATUSES = frozenset({404})
+
+# Extension <-> content type of the audio formats a call platform may serve.
+AUDIO_TYPES: dict[str, str] = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "ogg": "audio/ogg",
+    "oga": "audio/ogg",
+    "opus": "audio/opus",
+    "m4a": "audio/mp4",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+    "amr": "audio/amr",
+    "webm": "audio/webm",
+    "gsm": "audio/gsm",
+    "au": "audio/basic",
+    "wma": "audio/x-ms-wma",
+}
+_TYPE_EXTENSIONS: dict[str, str] = {
+    **{content_type: ext for ext, content_type in AUDIO_TYPES.items() if ext not in {"oga"}},
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/vnd.wave": "wav",
+    "audio/mp3": "mp3",
+    "audio/x-mpeg": "mp3",
+    "audio/x-m4a": "m4a",
+    "audio/x-flac": "flac",
+    "audio/amr-wb": "amr",
+    "audio/x-gsm": "gsm",
+}
+_GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/unknown"})
+_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+# Whitespace, control characters and backslashes: parsers disagree about them, so links holding any
+# of them are refused rather than interpreted.
+_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
+_HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+
+
+# ---------------------------------------------------------------------------------------------- settings
+
+
+def _parse_host_entry(raw: str) -> str:
+    """One allow-list entry, normalised: "host.name", ".suffix.name" or an IP address."""
+    entry = raw.strip().lower()
+    suffix = entry.startswith(".")
+    name = (entry[1:] if suffix else entry).rstrip(".")
+    try:
+        address = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        if not name or not all(_HOST_LABEL.match(label) for label in name.split(".")):
+            raise ValueError(f"not a host name, IP address or .suffix: {raw!r}") from None
+        return f".{name}" if suffix else name
+    if suffix:
+        raise ValueError(f"an IP address cannot be a suffix: {raw!r}")
+    return str(address)
+
+
+class RecordingsSettings(BaseModel):
+    """Settings of the recordings function, from its environment (names are the aliases)."""
+
+    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
+
+    table_name: str = Field(alias="EVENTS_TABLE")
+    bucket_name: str = Field(alias="ARCHIVE_BUCKET")
+    # Used to change a failed message's visibility; derived from the event's queue ARN when empty.
+    queue_url: str = Field(default="", alias="RECORDINGS_QUEUE_URL")
+    # Hosts links may point at, comma separated: "example.com" is that host only, ".example.com" any
+    # subdomain of it. Redirect targets must be on it too (add the storage host AIRUDDER redirects to).
+    allowed_hosts: tuple[str, ...] = Field(default=DEFAULT_ALLOWED_HOSTS, alias="RECORDING_ALLOWED_HOSTS")
+    # Recordings up to this size go to S3 in one PutObject; larger ones in parts of this size.
+    part_size: int = Field(
+        default=8 * MIB, alias="RECORDING_PART_SIZE_BYTES", ge=S3_MIN_PART_BYTES, le=S3_MAX_PART_BYTES
+    )
+    # Larger recordings are not archived (status failed): a broken server cannot fill the bucket.
+    max_bytes: int = Field(default=4 * 1024 * MIB, alias="RECORDING_MAX_BYTES", gt=0)
+    connect_timeout: float = Field(default=5.0, alias="RECORDING_CONNECT_TIMEOUT_SECONDS", gt=0)
+    # Longest wait for the next bytes of the response (not for the whole transfer).
+    read_timeout: float = Field(default=30.0, alias="RECORDING_READ_TIMEOUT_SECONDS", gt=0)
+    max_redirects: int = Field(default=3, alias="RECORDING_MAX_REDIRECTS", ge=0, le=10)
+    # Deliveries of a message before it is given up (the queue's maxReceiveCount: keep them equal).
+    max_attempts: int = Field(default=5, alias="RECORDING_MAX_ATTEMPTS", ge=1, le=1000)
+    # Backoff after failed attempt n: base * 2^(n-1) seconds, at most max (SQS visibility timeout).
+    retry_base_seconds: int = Field(default=30, alias="RECORDING_RETRY_BASE_SECONDS", ge=0, le=43_200)
+    retry_max_seconds: int = Field(default=900, alias="RECORDING_RETRY_MAX_SECONDS", ge=0, le=43_200)
+    # A copy still running this close to the function's timeout is abandoned and retried.
+    deadline_margin_seconds: float = Field(default=20.0, alias="RECORDING_DEADLINE_MARGIN_SECONDS", ge=0)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in re.split(r"[,\s]+", value) if part]
+        if isinstance(value, list | tuple):
+            return tuple(_parse_host_entry(str(entry)) for entry in value)
+        return value
+
+    @model_validator(mode="after")
+    def _parts_cover_max(self) -> RecordingsSettings:
+        if self.part_size * S3_MAX_PARTS < self.max_bytes:
+            raise ValueError("RECORDING_MAX_BYTES needs more than 10,000 parts of RECORDING_PART_SIZE_BYTES")
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RecordingsSettings:
+        env: Mapping[str, str] = os.environ if environ is None else environ
+        fields = {f.alias for f in cls.model_fields.values() if f.alias}
+        return cls.model_validate({k: env[k] for k in fields if k in env})
+
+
+# ---------------------------------------------------------------------------------------------- links
+
+
+class LinkRefused(Exception):
+    """The link is not one this function fetches."""
+
+    def __init__(self, reason: str, host: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.host = host
+
+
+@dataclass(frozen=True)
+class Link:
+    url: str
+    scheme: str
+    host: str
+    port: int
+
+
+def host_allowed(host: str, allowed: Iterable[str]) -> bool:
+    """Exact match, or a subdomain of a ".suffix" entry; case-insensitive."""
+    host = host.lower().rstrip(".")
+    for entry in allowed:
+        if entry.startswith("."):
+            if host.endswith(entry) and len(host) > len(entry):
+                return True
+        elif host == entry:
+            return True
+    return False
+
+
+def check_link(url: Any, allowed: Iterable[str]) -> Link:
+    """The link, if it is one we fetch; LinkRefused otherwise. Nothing is resolved."""
+    if not isinstance(url, str) or not url:
+        raise LinkRefused("no link")
+    if len(url) > MAX_URL_LENGTH:
+        raise LinkRefused("link too long")
+    if _UNSAFE_URL_CHARS.search(url):
+        raise LinkRefused("link holds whitespace, control characters or backslashes")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise LinkRefused(f"link is not a valid URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in {"http", "https"}:
+        raise LinkRefused(f"scheme {scheme or '(none)'!r} is not fetched")
+    if not parts.netloc.isascii():
+        raise LinkRefused("host is not ASCII")
+    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
+        raise LinkRefused("link holds user info")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise LinkRefused("link has no host")
+    # requests parses with urllib3: both must see the same host, or the check means nothing.
+    try:
+        other = parse_url(url)
+    except ValueError:
+        raise LinkRefused("link is not a valid URL") from None
+    if (other.host or "").lower().strip("[]").rstrip(".") != host or other.auth:
+        raise LinkRefused("link is ambiguous")
+    if not host_allowed(host, allowed):
+        raise LinkRefused(f"host {host[:100]} is not on the allow-list", host=host[:100])
+    effective_port = port or (443 if scheme == "https" else 80)
+    # Never the Lambda runtime API, whatever the allow-list says (127.0.0.1 is on it for local runs).
+    runtime_api = os.environ.get("AWS_LAMBDA_RUNTIME_API", "")
+    if runtime_api and runtime_api.lower() in {f"{host}:{effective_port}", f"[{host}]:{effective_port}"}:
+        raise LinkRefused("link points at the Lambda runtime API", host=host)
+    return Link(url=url, scheme=scheme, host=host, port=effective_port)
+
+
+# ---------------------------------------------------------------------------------------------- naming
+
+
+def recording_day(event_time: str | None, fallback: datetime | None = None) -> datetime:
+    """The UTC day a recording is filed under: its event's day."""
+    if event_time:
+        try:
+            moment = datetime.fromisoformat(event_time.strip().replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    return fallback or datetime.now(UTC)
+
+
+def recording_key(call_id: str, day: datetime, ext: str) -> str:
+    """recordings/<yyyy>/<mm>/<dd>/<call id>.<ext>; the call id is percent-encoded where it must be."""
+    safe_id = quote(call_id, safe="-_.~") or "_"
+    if safe_id.startswith("."):
+        safe_id = "%2E" + safe_id[1:]
+    return f"{RECORDINGS_PREFIX}/{day:%Y/%m/%d}/{safe_id}.{ext}"
+
+
+def media_type(header: str | None) -> str:
+    """The media type of a Content-Type header, lower case without parameters ("" if unusable)."""
+    value = (header or "").split(";", 1)[0].strip().lower()
+    return value if _CONTENT_TYPE.match(value) else ""
+
+
+def extension_and_type(url: str, content_type_header: str | None) -> tuple[str, str]:
+    """The object's extension (from the link's path, else from the content type) and content type
+    (from the response, else from the extension)."""
+    path = urlsplit(url).path
+    name = path.rsplit("/", 1)[-1]
+    url_ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    served = media_type(content_type_header)
+    ext = url_ext if url_ext in AUDIO_TYPES else _TYPE_EXTENSIONS.get(served, "bin")
+    if served in _GENERIC_TYPES:
+        served = AUDIO_TYPES.get(ext, "application/octet-stream")
+    return ext, served
+
+
+def backoff_seconds(attempt: int, base: int, cap: int, retry_after: int | None = None) -> int:
+    """Visibility timeout after failed attempt `attempt` (1-based): base * 2^(attempt-1), capped;
+    at least what the server asked for with Retry-After (still capped)."""
+    delay = min(cap, base * 2 ** max(attempt - 1, 0))
+    if retry_after is not None:
+        delay = max(delay, min(cap, retry_after))
+    return int(delay)
+
+
+# ---------------------------------------------------------------------------------------------- outcomes
+
+_OUTCOME_METRICS = {
+    "refused": "RecordingsRefused",
+    "link_expired": "RecordingsLinkExpired",
+    "missing": "RecordingsMissing",
+    "failed": "RecordingsFailed",
+}
+
+
+class RetryableCopyError(Exception):
+    """The copy failed in a way a later attempt may not: SQS delivers the message again."""
+
+    def __init__(self, reason: str, *, http_status: int | None = None, retry_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.http_status = http_status
+        self.retry_after = retry_after
+
+
+class _Permanent(Exception):
+    def __init__(self, status: str, reason: str, http_status: int | None = None, host: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.http_status = http_status
+        self.host = host
+
+
+class InvalidRecordingMessage(Exception):
+    """The message is not a recording request (it goes to the dead-letter queue for inspection)."""
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    status: str  # archived, skipped, refused, link_expired, missing, failed
+    call_id: str
+    s3_key: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    content_type: str | None = None
+    http_status: int | None = None
+    reason: str | None = None
+
+
+class RecordingRequest(BaseModel):
+    """The body of a recordings-queue message (recording_queue.recording_request)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    url: str = Field(min_length=1)
+    call_id: str = Field(min_length=1, max_length=512)
+    entity: str | None = None
+    event_id: str | None = None
+    event_time: str | None = None
+    webhook_type: str | None = None
+    source: str | None = None
+
+    @classmethod
+    def from_body(cls, body: str | None) -> RecordingRequest:
+        try:
+            return cls.model_validate(json.loads(body or ""))
+        except (ValueError, ValidationError) as exc:
+            # The error names fields only: the message may hold a signed link.
+            raise InvalidRecordingMessage(f"not a recording request: {type(exc).__name__}") from None
+
+
+# ---------------------------------------------------------------------------------------------- S3
+
+
+class S3StreamUpload:
+    """Bytes written in pieces become one object: a PutObject if they stay under a part, else a
+    multipart upload of parts of at least `part_size` bytes. Holds at most one part (plus the piece
+    being written) at a time."""
+
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        key: str,
+        *,
+        content_type: str,
+        part_size: int,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.key = key
+        self.content_type = content_type
+        self.part_size = part_size
+        self.metadata = dict(metadata or {})
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self.parts_uploaded = 0
+
+    @property
+    def multipart(self) -> bool:
+        return self._upload_id is not None
+
+    def write(self, chunk: bytes) -> None:
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        if self._pending_bytes >= self.part_size:
+            self._upload_part()
+
+    def complete(self) -> None:
+        if self._upload_id is None:
+            body = b"".join(self._pending)
+            self._pending.clear()
+            self._s3.put_object(
+                Bucket=self.bucket, Key=self.key, Body=body, ContentType=self.content_type, Metadata=self.metadata
+            )
+            return
+        if self._pending_bytes or not self._parts:
+            self._upload_part()
+        self._s3.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+        self._upload_id = None
+
+    def abort(self) -> None:
+        """Drop what was written (an open multipart upload is aborted); never raises."""
+        self._pending.clear()
+        upload_id, self._upload_id = self._upload_id, None
+        if upload_id is None:
+            return
+        try:
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=upload_id)
+        except (ClientError, BotoCoreError) as exc:
+            # The bucket's lifecycle rule removes incomplete uploads after two days.
+            logger.warning("could not abort a multipart upload", extra={"s3_key": self.key, "error": repr(exc)})
+
+    def _upload_part(self) -> None:
+        if self._upload_id is None:
+            answer = self._s3.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, ContentType=self.content_type, Metadata=self.metadata
+            )
+            self._upload_id = answer["UploadId"]
+        number = len(self._parts) + 1
+        if number > S3_MAX_PARTS:
+            raise _Permanent("failed", "recording needs more than 10,000 parts")
+        body = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        answer = self._s3.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
+        )
+        del body
+        part = {"PartNumber": number, "ETag": answer["ETag"]}
+        # Checksums botocore added to the part must be repeated when completing the upload.
+        part.update({k: v for k, v in answer.items() if k.startswith("Checksum") and k != "ChecksumType"})
+        self._parts.append(part)
+        self.parts_uploaded = number
+
+
+# ---------------------------------------------------------------------------------------------- copying
+
+
+def _retry_after(response: requests.Response) -> int | None:
+    value = response.headers.get("Retry-After", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+class RecordingCopier:
+    """Copies one recording into the bucket and records the outcome on the call."""
+
+    def __init__(
+        self,
+        settings: RecordingsSettings,
+        store: EventStore,
+        s3: Any,
+        *,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._s3 = s3
+        self._session = session or self._new_session()
+
+    @staticmethod
+    def _new_session() -> requests.Session:
+        session = requests.Session()
+        # No proxies, .netrc credentials or CA bundles from the environment; no retries inside requests.
+        session.trust_env = False
+        session.headers.update(
+            {"User-Agent": "airudder-ingest-recordings/1", "Accept": "*/*", "Accept-Encoding": "identity"}
+        )
+        return session
+
+    def copy(
+        self,
+        request: RecordingRequest,
+        *,
+        deadline: float | None = None,
+        fallback_day: datetime | None = None,
+        attempt: int = 1,
+    ) -> CopyResult:
+        """Archive the call's recording unless it already is. Permanent outcomes (refused, expired,
+        missing, failed) are recorded and returned; RetryableCopyError is raised for the others."""
+        call_id = request.call_id
+        state = self.store.recording_state(call_id)
+        if state.get("recording_status") == "archived":
+            metrics.add_metric(name="RecordingsSkipped", unit=MetricUnit.Count, value=1)
+            logger.info("recording already archived", extra={"call_id": call_id})
+            return CopyResult(
+                "skipped",
+                call_id,
+                s3_key=state.get("recording_s3_key"),
+                size=_int_or_none(state.get("recording_size")),
+                sha256=state.get("recording_sha256"),
+                content_type=state.get("recording_content_type"),
+            )
+        try:
+            return self._copy(request, deadline=deadline, fallback_day=fallback_day, attempt=attempt)
+        except LinkRefused as refused:
+            outcome = _Permanent("refused", refused.reason, host=refused.host)
+        except _Permanent as permanent:
+            outcome = permanent
+        self.mark_failure(
+            call_id, status=outcome.status, reason=outcome.reason, http_status=outcome.http_status, attempt=attempt
+        )
+        metrics.add_metric(
+            name=_OUTCOME_METRICS.get(outcome.status, "RecordingsFailed"), unit=MetricUnit.Count, value=1
+        )
+        logger.info(
+            "recording not archived",
+            extra={
+                "call_id": call_id,
+                "recording_status": outcome.status,
+                "reason": outcome.reason,
+                "http_status": outcome.http_status,
+                "host": outcome.host,
+            },
+        )
+        return CopyResult(outcome.status, call_id, http_status=outcome.http_status, reason=outcome.reason)
+
+    def mark_failure(
+        self, call_id: str, *, status: str, reason: str, http_status: int | None = None, attempt: int | None = None
+    ) -> bool:
+        """Record why the recording is not archived, unless it is archived by now (returns False then)."""
+        return self.store.update_recording(
+            call_id,
+            unless_status="archived",
+            remove=() if http_status is not None else ("http_status",),
+            status=status,
+            error=reason[:500],
+            http_status=http_status,
+            attempts=attempt,
+        )
+
+    # ------------------------------------------------------------------ the transfer
+
+    def _copy(
+        self, request: RecordingRequest, *, deadline: float | None, fallback_day: datetime | None, attempt: int
+    ) -> CopyResult:
+        started = time.monotonic()
+        response, link = self._open(request.url)
+        with response:
+            ext, content_type = extension_and_type(link.url, response.headers.get("Content-Type"))
+            key = recording_key(request.call_id, recording_day(request.event_time, fallback_day), ext)
+            size, digest = self._stream(response, key, content_type, request, link, deadline)
+        self.store.update_recording(
+            request.call_id,
+            remove=("error", "http_status"),
+            status="archived",
+            s3_bucket=self.settings.bucket_name,
+            s3_key=key,
+            size=size,
+            sha256=digest,
+            content_type=content_type,
+            attempts=attempt,
+            archived_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        )
+        seconds = time.monotonic() - started
+        metrics.add_metric(name="RecordingsArchived", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="RecordingBytes", unit=MetricUnit.Bytes, value=size)
+        logger.info(
+            "recording archived",
+            extra={
+                "call_id": request.call_id,
+                "host": link.host,
+                "s3_key": key,
+                "size": size,
+                "seconds": round(seconds, 3),
+                "attempt": attempt,
+            },
+        )
+        return CopyResult("archived", request.call_id, s3_key=key, size=size, sha256=digest, content_type=content_type)
+
+    def _open(self, url: str) -> tuple[requests.Response, Link]:
+        """GET the link, following at most max_redirects redirects, each checked like the link."""
+        current = url
+        for hop in range(self.settings.max_redirects + 1):
+            try:
+                link = check_link(current, self.settings.allowed_hosts)
+            except LinkRefused as refused:
+                if hop:
+                    raise LinkRefused(f"redirect refused: {refused.reason}", host=refused.host) from None
+                raise
+            response = self._get(link)
+            status = response.status_code
+            if status in REDIRECT_STATUSES:
+                location = response.headers.get("Location")
+                response.close()
+                if not location:
+                    raise _Permanent("failed", f"redirect {status} without a Location", http_status=status)
+                current = urljoin(current, location)
+                continue
+            if status == 200:
+                return response, link
+            response.close()
+            if status in EXPIRED_STATUSES:
+                raise _Permanent("link_expired", f"http {status}", http_status=status, host=link.host)
+            if status in MISSING_STATUSES:
+                raise _Permanent("missing", f"http {status}", http_status=status, host=link.host)
+            if status in RETRYABLE_STATUSES or status >= 500:
+                raise RetryableCopyError(f"http {status}", http_status=status, retry_after=_retry_after(response))
+            raise _Permanent("failed", f"unexpected http {status}", http_status=status, host=link.host)
+        raise _Permanent("failed", f"more than {self.settings.max_redirects} redirects")
+
+    def _get(self, link: Link) -> requests.Response:
+        try:
+            return self._session.get(
+                link.url,
+                stream=True,
+                allow_redirects=False,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+            )
+        except requests.Timeout:
+            raise RetryableCopyError("timeout waiting for the recording server") from None
+        except requests.ConnectionError as exc:
+            raise RetryableCopyError(f"connection failed ({_root_cause(exc)})") from None
+        except requests.RequestException as exc:
+            raise RetryableCopyError(f"request failed ({type(exc).__name__})") from None
+
+    def _stream(
+        self,
+        response: requests.Response,
+        key: str,
+        content_type: str,
+        request: RecordingRequest,
+        link: Link,
+        deadline: float | None,
+    ) -> tuple[int, str]:
+        announced = _int_or_none(response.headers.get("Content-Length"))
+        encoded = response.headers.get("Content-Encoding", "identity").strip().lower() not in {"", "identity"}
+        if announced is not None and announced > self.settings.max_bytes:
+            raise _Permanent("failed", f"recording of {announced} bytes is over the limit", host=link.host)
+        metadata = {"call-id": quote(request.call_id, safe=""), "source-host": link.host}
+        if request.event_id:
+            metadata["event-id"] = quote(request.event_id, safe="")
+        upload = S3StreamUpload(
+            self._s3,
+            self.settings.bucket_name,
+            key,
+            content_type=content_type,
+            part_size=self.settings.part_size,
+            metadata=metadata,
+        )
+        sha = hashlib.sha256()
+        size = 0
+        try:
+            for chunk in _chunks(response):
+                size += len(chunk)
+                if size > self.settings.max_bytes:
+                    raise _Permanent("failed", "recording is over the size limit", host=link.host)
+                sha.update(chunk)
+                upload.write(chunk)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise RetryableCopyError("out of time before the copy finished")
+            if announced is not None and not encoded and size != announced:
+                raise RetryableCopyError(f"transfer ended after {size} of {announced} bytes")
+            if size == 0:
+                raise RetryableCopyError("the recording server sent no bytes")
+            upload.complete()
+        except (ClientError, BotoCoreError) as exc:
+            upload.abort()
+            raise RetryableCopyError(f"storage error ({_aws_error(exc)})") from None
+        except BaseException:
+            upload.abort()
+            raise
+        return size, sha.hexdigest()
+
+
+def _chunks(response: requests.Response) -> Iterator[bytes]:
+    try:
+        for chunk in response.iter_content(chunk_size=READ_CHUNK_BYTES):
+            if chunk:
+                yield chunk
+    except requests.ConnectionError as exc:
+        cause = _root_cause(exc)
+        if "timeout" in cause.lower() or "timed out" in cause.lower():
+            raise RetryableCopyError("timeout reading the recording") from None
+        raise RetryableCopyError(f"transfer interrupted ({cause})") from None
+    except requests.RequestException as exc:
+        raise RetryableCopyError(f"transfer interrupted ({type(exc).__name__})") from None
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception's type name, e.g. ReadTimeoutError, NewConnectionError."""
+    seen = exc
+    while True:
+        inner = seen.__cause__ or seen.__context__
+        if inner is None and seen.args and isinstance(seen.args[0], BaseException):
+            inner = seen.args[0]
+        if inner is None or inner is seen:
+            return type(seen).__name__
+        seen = inner
+
+
+def _aws_error(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+    return type(exc).__name__
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------- the queue
+
+
+def queue_url_from_arn(arn: str) -> str:
+    """https://sqs.<region>.amazonaws.com/<account>/<name> for arn:aws:sqs:<region>:<account>:<name>."""
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        raise ValueError(f"not an SQS queue ARN: {arn}")
+    partition, region, account, name = parts[1], parts[3], parts[4], parts[5]
+    suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"https://sqs.{region}.{suffix}/{account}/{name}"
+
+
+class RecordingsConsumer:
+    """The SQS batch handler: each message is one copy; failures are reported per message
+    (ReportBatchItemFailures) and delayed by changing their visibility timeout."""
+
+    def __init__(self, settings: RecordingsSettings, copier: RecordingCopier, sqs: Any) -> None:
+        self.settings = settings
+        self.copier = copier
+        self._sqs = sqs
+        self._processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self._deadline: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: RecordingsSettings) -> RecordingsConsumer:
+        """Clients of its own (endpoint from the environment as it is now), not aws.client's cache."""
+        store = EventStore(settings.table_name, _client("dynamodb"))
+        copier = RecordingCopier(settings, store, _client("s3", read_timeout=S3_READ_TIMEOUT_SECONDS))
+        return cls(settings, copier, _client("sqs"))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RecordingsConsumer:
+        return cls.from_settings(RecordingsSettings.from_env(environ))
+
+    def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """An SQS event in, {"batchItemFailures": [...]} out."""
+        self._deadline = None
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        if callable(remaining):
+            self._deadline = time.monotonic() + remaining() / 1000 - self.settings.deadline_margin_seconds
+        return dict(
+            process_partial_response(
+                event=event, record_handler=self.handle_record, processor=self._processor, context=context
+            )
+        )
+
+    def handle_record(self, record: SQSRecord) -> str:
+        """One message. Returns the outcome; raises to report the message as failed."""
+        attempt = _int_or_none(record.attributes.approximate_receive_count) or 1
+        try:
+            request = RecordingRequest.from_body(record.body)
+        except InvalidRecordingMessage as exc:
+            metrics.add_metric(name="RecordingMessagesInvalid", unit=MetricUnit.Count, value=1)
+            logger.error("invalid recordings message", extra={"message_id": record.message_id, "error": str(exc)})
+            # Nothing to retry: straight on to the dead-letter queue, where it can be inspected.
+            self._delay(record, 0)
+            raise
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            self._delay(record, 0)
+            raise RetryableCopyError("no time left in this invocation")
+        try:
+            result = self.copier.copy(request, deadline=self._deadline, fallback_day=_sent_day(record), attempt=attempt)
+        except RetryableCopyError as error:
+            self._failed_attempt(record, request, attempt, error)
+            raise
+        return result.status
+
+    def _failed_attempt(
+        self, record: SQSRecord, request: RecordingRequest, attempt: int, error: RetryableCopyError
+    ) -> None:
+        last = attempt >= self.settings.max_attempts
+        status = "failed" if last else "retrying"
+        reason = f"{error.reason} (attempt {attempt} of {self.settings.max_attempts})"
+        try:
+            self.copier.mark_failure(
+                request.call_id, status=status, reason=reason, http_status=error.http_status, attempt=attempt
+            )
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("could not record a failed attempt", extra={"call_id": request.call_id, "error": repr(exc)})
+        delay = (
+            0
+            if last
+            else backoff_seconds(
+                attempt, self.settings.retry_base_seconds, self.settings.retry_max_seconds, error.retry_after
+            )
+        )
+        metrics.add_metric(name="RecordingsGaveUp" if last else "RecordingsRetried", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "recording copy failed" + ("; giving up" if last else "; will retry"),
+            extra={
+                "call_id": request.call_id,
+                "reason": error.reason,
+                "http_status": error.http_status,
+                "attempt": attempt,
+                "retry_in_seconds": None if last else delay,
+            },
+        )
+        self._delay(record, delay)
+
+    def _delay(self, record: SQSRecord, seconds: int) -> None:
+        """Make the failed message visible again in `seconds` (0: at once, so that a message past its
+        last attempt moves to the dead-letter queue without waiting for the queue's timeout)."""
+        try:
+            queue_url = self.settings.queue_url or queue_url_from_arn(record.event_source_arn)
+            self._sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
+            )
+        except (ClientError, BotoCoreError, ValueError) as exc:
+            # The message then comes back after the queue's own visibility timeout.
+            logger.warning("could not change a message's visibility", extra={"error": repr(exc)})
+
+
+def _sent_day(record: SQSRecord) -> datetime | None:
+    sent = _int_or_none(record.attributes.sent_timestamp)
+    return datetime.fromtimestamp(sent / 1000, UTC) if sent else None
+
+
+# ---------------------------------------------------------------------------------------------- wiring
+
+
+def _client(service: str, *, read_timeout: float = aws.READ_TIMEOUT_SECONDS) -> Any:
+    """A boto3 client from a session of its own (safe to build from any thread). S3 gets a longer read
+    timeout than the shared clients': parts of several MiB take longer than small writes."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=aws.CONNECT_TIMEOUT_SECONDS, read_timeout=read_timeout)
+    return boto3.session.Session().client(service, config=config)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def presigned_recording_url(
+    store: EventStore, s3: Any, bucket: str, call_id: str, *, expires_in: int = 3600
+) -> str | None:
+    """A time-limited GET link to the call's archived recording, or None when it is not archived.
+    The link carries the signer's credentials: it lives no longer than they do, nor than `expires_in`."""
+    if not 0 < expires_in <= MAX_PRESIGN_SECONDS:
+        raise ValueError(f"expires_in must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
+    state = store.recording_state(call_id)
+    key = state.get("recording_s3_key")
+    if state.get("recording_status") != "archived" or not key:
+        return None
+    url: str = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in, HttpMethod="GET"
+    )
+    return url

@@ -1,0 +1,77 @@
+"""Per-route settings held in one environment variable as a JSON object.
+
+Keys name a webhook type (`chatbot.session_ended`) or a route as in template.yaml
+(`/webhooks/chatbot/session-ended`, `/webhooks/{product}/call`), exactly or as a shell-style pattern
+(`chatbot.*`, `/webhooks/chatbot/*`). The value is the route's settings, or null to switch a route
+off that a pattern would otherwise cover:
+
+    {"chatbot.*": {...}, "chatbot.inbound": null}
+
+Which key wins: the webhook type exactly, then the route exactly, then the most specific pattern
+(most literal characters; ties broken by the key's text, so the choice never depends on key order).
+The text is parsed and validated once, when the pipeline is built (once per cold start): a typo
+fails the cold start instead of passing deliveries unchecked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+Rule = TypeVar("Rule", bound=BaseModel)
+_WILDCARDS = re.compile(r"[*?\[\]]")
+
+
+class RouteSettingsError(ValueError):
+    """The setting's text is not a JSON object of valid per-route settings."""
+
+
+class RouteSettings(Generic[Rule]):
+    def __init__(self, rules: Mapping[str, Rule | None]) -> None:
+        self._exact = {k: v for k, v in rules.items() if not _WILDCARDS.search(k)}
+        patterns = [k for k in rules if _WILDCARDS.search(k)]
+        patterns.sort(key=lambda k: (-len(_WILDCARDS.sub("", k)), k))
+        self._patterns = [(k, rules[k]) for k in patterns]
+
+    @classmethod
+    def parse(cls, text: str | None, rule: type[Rule], setting: str) -> RouteSettings[Rule]:
+        """Read `text` (the environment variable `setting`); blank means no route has settings."""
+        if not text or not text.strip():
+            return cls({})
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise RouteSettingsError(f"{setting} is not valid JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise RouteSettingsError(f"{setting} must be a JSON object keyed by webhook type or route")
+        rules: dict[str, Rule | None] = {}
+        for key, value in raw.items():
+            if not key.strip():
+                raise RouteSettingsError(f"{setting} has an empty key")
+            try:
+                rules[key] = None if value is None else rule.model_validate(value)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc']) or '(value)'}: {err['msg']}"
+                    for err in exc.errors(include_url=False)
+                )
+                raise RouteSettingsError(f"{setting}[{key!r}] is not valid: {problems}") from None
+        return cls(rules)
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in self._exact.values()) or any(v is not None for _, v in self._patterns)
+
+    def for_route(self, webhook_type: str, route: str) -> Rule | None:
+        """The settings of a delivery of `webhook_type` received on `route`, or None (off)."""
+        for name in (webhook_type, route):
+            if name in self._exact:
+                return self._exact[name]
+        for pattern, value in self._patterns:
+            if fnmatchcase(webhook_type, pattern) or fnmatchcase(route, pattern):
+                return value
+        return None

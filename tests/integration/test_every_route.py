@@ -1,0 +1,172 @@
+"""The standard cases, run for every sample in events/ against every route of template.yaml, over HTTP.
+
+A new webhook type gets these tests by adding its sample: nothing here names a route.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from airudder_ingest.events import iso_utc, to_utc
+from airudder_ingest.models import ROUTES, model_for
+from airudder_ingest.models.unknown import UnknownDelivery
+from tools.gateway import match_route
+from tools.local_stack import LocalStack
+
+from .conftest import Client, Inspector, Sample, all_samples
+
+SAMPLES = all_samples()
+pytestmark = pytest.mark.integration
+
+
+def model_of(stack: LocalStack, sample: Sample) -> Any:
+    found = match_route(stack.route_objects, "POST", sample.path)
+    assert found is not None, f"no route of template.yaml takes {sample.path}"
+    route, params = found
+    return model_for(route.path, params)
+
+
+def reshaped(body: Any) -> str:
+    """The same JSON value with its keys in reverse order and other whitespace."""
+
+    def reverse(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: reverse(value[k]) for k in reversed(list(value))}
+        if isinstance(value, list):
+            return [reverse(v) for v in value]
+        return value
+
+    return json.dumps(reverse(body), indent=7)
+
+
+def test_there_is_a_sample_for_every_route(stack: LocalStack) -> None:
+    covered = set()
+    for sample in SAMPLES:
+        found = match_route(stack.route_objects, "POST", sample.path)
+        assert found is not None
+        covered.add(found[0].path)
+    assert covered == set(ROUTES)
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.name)
+def test_sample_is_stored_once_and_a_reshaped_redelivery_is_a_duplicate(
+    sample: Sample, client: Client, inspector: Inspector, stack: LocalStack
+) -> None:
+    # Given a sample body, as AIRUDDER would post it
+    model = model_of(stack, sample)
+    raw = sample.file.read_bytes()
+    # When it is delivered
+    first = client.post(sample.path, None, raw=raw)
+    # Then it is stored once, under its type, with the raw body archived byte for byte
+    assert first.status_code == 200, first.text
+    assert first.json() == {}
+    assert first.headers["x-ingest-outcome"] == "stored"
+    event_id = first.headers["x-event-id"]
+    event = inspector.store().get_event(event_id)
+    assert event is not None and event["webhook_type"] == model.webhook_type
+    assert inspector.archived(event["archive_key"])["body"].encode() == raw
+    # And a redelivery with other key order and whitespace is a duplicate of it
+    again = client.post(sample.path, None, raw=reshaped(sample.body()).encode())
+    assert again.status_code == 200
+    assert (again.headers["x-ingest-outcome"], again.headers["x-event-id"]) == ("duplicate", event_id)
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.name)
+def test_a_delivery_costs_one_put_and_at_most_two_writes(sample: Sample, client: Client, stack: LocalStack) -> None:
+    assert stack.faults is not None
+    body = {**sample.body(), "_cost_probe": sample.name} if isinstance(sample.body(), dict) else sample.body()
+    facts = model_of(stack, sample).model_validate(body).facts()
+    stack.faults.reset_calls()
+    answer = client.post(sample.path, body)
+    assert answer.status_code == 200, answer.text
+    writes = stack.faults.count("dynamodb", "PutItem") + stack.faults.count("dynamodb", "UpdateItem")
+    assert stack.faults.count("s3", "PutObject") == 1
+    assert writes == (1 if facts.entity_kind == "DELIVERY" else 2)
+    assert stack.faults.count("sqs", "SendMessage") == (1 if facts.recording_url else 0)
+    assert stack.faults.count("dynamodb") == writes  # no reads on the ingest path
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.name)
+def test_no_token_or_a_wrong_one_stores_nothing(sample: Sample, client: Client, inspector: Inspector) -> None:
+    items, objects = inspector.item_count(), len(inspector.keys())
+    for token in (None, "", "not-the-token"):
+        answer = client.post(sample.path, sample.body(), token=token)
+        assert answer.status_code == 401
+        assert answer.json()["error"] == "unauthorized"
+    assert (inspector.item_count(), len(inspector.keys())) == (items, objects)
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.name)
+def test_malformed_json_is_quarantined_with_400(sample: Sample, client: Client, inspector: Inspector) -> None:
+    broken = sample.file.read_bytes()[:-3] + b",,"
+    answer = client.post(sample.path, None, raw=broken)
+    assert answer.status_code == 400
+    reply = answer.json()
+    assert reply["error"] == "invalid_payload" and "not valid JSON" in reply["message"]
+    (key,) = [k for k in inspector.keys("quarantine/") if reply["quarantine_id"] in k]
+    assert inspector.archived(key)["body"].encode() == broken
+    kept = inspector.store().get_quarantine(reply["quarantine_id"])
+    assert kept is not None and kept["archive_key"] == key
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.name)
+def test_a_body_the_model_refuses_is_quarantined_with_400(
+    sample: Sample, client: Client, inspector: Inspector, stack: LocalStack
+) -> None:
+    model = model_of(stack, sample)
+    answer = client.post(sample.path, "a JSON string, not an object")
+    if model is UnknownDelivery:
+        assert answer.status_code == 200  # the catch-all keeps any JSON
+        return
+    assert answer.status_code == 400, answer.text
+    reply = answer.json()
+    assert reply["detail"] and reply["quarantine_id"]
+    assert inspector.store().get_quarantine(reply["quarantine_id"]) is not None
+
+
+def _earlier(raw: Any) -> Any:
+    """A time one hour before `raw`, in the same form."""
+    if isinstance(raw, int | float):
+        return raw - (3_600_000 if raw > 100_000_000_000 else 3_600)
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return str(int(raw) - (3_600_000 if int(raw) > 100_000_000_000 else 3_600))
+    moment = to_utc(raw)
+    assert moment is not None
+    return iso_utc(moment - timedelta(hours=1))
+
+
+def _replace(value: Any, old: Any, new: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _replace(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace(v, old, new) for v in value]
+    return new if value == old and type(value) is type(old) else value
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.name)
+def test_an_older_delivery_arriving_late_leaves_the_newer_state(
+    sample: Sample, client: Client, inspector: Inspector, stack: LocalStack
+) -> None:
+    model = model_of(stack, sample)
+    body = sample.body()
+    facts = model.model_validate(body).facts()
+    if facts.entity_kind == "DELIVERY" or facts.event_time in (None, ""):
+        pytest.skip("no time in the body: such events are ordered by receipt")
+    # Given the sample is stored (as the newest event of its entity)
+    client.post(sample.path, body)
+    store = inspector.store()
+    before = store.get_state(facts.entity_kind, facts.entity_id)
+    assert before is not None
+    # When a version of it one hour older arrives afterwards
+    older = _replace(body, facts.event_time, _earlier(facts.event_time))
+    answer = client.post(sample.path, older)
+    # Then it is stored as an event, but the entity's state does not move back
+    assert answer.headers["x-ingest-outcome"] == "stored"
+    assert store.get_event(answer.headers["x-event-id"]) is not None
+    after = store.get_state(facts.entity_kind, facts.entity_id)
+    assert after is not None
+    assert (after["last_event_id"], after["last_event_time"]) == (before["last_event_id"], before["last_event_time"])

@@ -1,0 +1,255 @@
+"""The ingest pipeline, in process (moto's in-process mock): every answer it gives and what each leaves
+behind. The same cases run over HTTP against a moto server in tests/integration."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from airudder_ingest.archive import RawArchive
+from airudder_ingest.auth import TokenVerifier
+from airudder_ingest.pipeline import IngestPipeline
+from airudder_ingest.recording_queue import RecordingQueue
+from airudder_ingest.settings import IngestSettings
+from airudder_ingest.store import EventStore
+from tools.cfn import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "unit-token"  # noqa: S105
+BUCKET = "unit-archive"
+TABLE = "unit-events"
+
+
+def table_definition() -> dict[str, Any]:
+    """The table exactly as template.yaml declares it, so the tests cannot drift from the template."""
+    props = load_template(ROOT / "template.yaml")["Resources"]["EventsTable"]["Properties"]
+    return {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        clients = {name: boto3.client(name) for name in ("dynamodb", "s3", "sqs")}
+        clients["dynamodb"].create_table(TableName=TABLE, **table_definition())
+        clients["s3"].create_bucket(Bucket=BUCKET)
+        clients["queue_url"] = clients["sqs"].create_queue(QueueName="recordings")["QueueUrl"]
+        yield clients
+
+
+def make_pipeline(aws: dict[str, Any], **overrides: Any) -> IngestPipeline:
+    settings = IngestSettings.model_validate(
+        {
+            "EVENTS_TABLE": TABLE,
+            "ARCHIVE_BUCKET": BUCKET,
+            "WEBHOOK_TOKEN_SECRET": "unused",
+            "RECORDINGS_QUEUE_URL": aws["queue_url"],
+            **overrides,
+        }
+    )
+    return IngestPipeline(
+        settings,
+        EventStore(TABLE, aws["dynamodb"]),
+        RawArchive(BUCKET, aws["s3"]),
+        TokenVerifier("unused", fetch=lambda name, age, force: json.dumps({"current": TOKEN})),
+        RecordingQueue(aws["queue_url"], aws["sqs"]),
+    )
+
+
+def api_event(body: str | dict[str, Any], route: str = "/webhooks/workflow/dialer", token: str | None = TOKEN,
+              raw_path: str | None = None, path_params: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "version": "2.0",
+        "routeKey": f"POST {route}",
+        "rawPath": raw_path or route,
+        "queryStringParameters": {"token": token} if token else {},
+        "headers": {"content-type": "application/json", "user-agent": "Airudder"},
+        "pathParameters": path_params or {},
+        "body": body if isinstance(body, str) else json.dumps(body),
+        "isBase64Encoded": False,
+        "requestContext": {"requestId": "req-1", "timeEpoch": int(time.time() * 1000)},
+    }
+
+
+def contact(call_id: str = "c1", state: str = "RINGING", ts: str = "1668998317236", rec: str = "") -> dict[str, Any]:
+    return {
+        "workflow_id": "wf1",
+        "nodetask_id": "nt1",
+        "pds": {
+            "type": "ContactStatus",
+            "body": {"taskId": "t1", "callid": call_id, "state": state, "phoneNumber": "+6281234567890",
+                     "timestamp": ts, "recLink": rec},
+        },
+    }
+
+
+def items(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    return aws["dynamodb"].scan(TableName=TABLE)["Items"]
+
+
+def objects(aws: dict[str, Any]) -> list[str]:
+    return [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+def queued(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    answer = aws["sqs"].receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in answer.get("Messages", [])]
+
+
+def test_a_delivery_is_archived_stored_and_answered_200(aws: dict[str, Any]) -> None:
+    # Given a pipeline and a contact-status push with a recording link
+    pipeline = make_pipeline(aws)
+    body = contact(rec="https://rec.airudder.com/c1.wav")
+    # When it is delivered
+    answer = pipeline.handle(api_event(body))
+    # Then it is answered 200 {} and leaves one archive object, one event, one state, one queued link
+    assert (answer["statusCode"], answer["body"]) == (200, "{}")
+    assert answer["headers"]["x-ingest-outcome"] == "stored"
+    event_id = answer["headers"]["x-event-id"]
+    assert objects(aws) == [f"raw/type=workflow.dialer/dt=2022-11-21/{event_id}.json"]
+    archived = json.loads(aws["s3"].get_object(Bucket=BUCKET, Key=objects(aws)[0])["Body"].read())
+    assert json.loads(archived["body"]) == body
+    assert archived["query"] == {}  # the token is never archived
+    assert archived["headers"]["user-agent"] == "Airudder"
+    assert len(items(aws)) == 2
+    state = pipeline.store.get_state("CALL", "c1")
+    assert state is not None
+    assert (state["status"], state["phone"], state["last_event_id"]) == ("RINGING", "+6281234567890", event_id)
+    assert [m["url"] for m in queued(aws)] == ["https://rec.airudder.com/c1.wav"]
+
+
+def test_a_redelivery_is_a_duplicate_and_stores_nothing_new(aws: dict[str, Any]) -> None:
+    pipeline = make_pipeline(aws)
+    first = pipeline.handle(api_event(contact()))
+    # Same content, keys in another order and pretty-printed
+    again = pipeline.handle(api_event(json.dumps(dict(reversed(contact().items())), indent=3)))
+    assert again["statusCode"] == 200
+    assert again["headers"]["x-ingest-outcome"] == "duplicate"
+    assert again["headers"]["x-event-id"] == first["headers"]["x-event-id"]
+    assert len([i for i in items(aws) if i["sk"]["S"] == "EV"]) == 1
+
+
+def test_an_older_event_never_overwrites_a_newer_state(aws: dict[str, Any]) -> None:
+    pipeline = make_pipeline(aws)
+    pipeline.handle(api_event(contact(state="HANGUP", ts="1668998400000")))
+    pipeline.handle(api_event(contact(state="RINGING", ts="1668998300000")))  # arrives late
+    state = pipeline.store.get_state("CALL", "c1")
+    assert state is not None and state["status"] == "HANGUP"
+    assert len([i for i in items(aws) if i["sk"]["S"] == "EV"]) == 2  # both events are kept
+
+
+def test_no_token_or_a_wrong_one_stores_nothing(aws: dict[str, Any]) -> None:
+    pipeline = make_pipeline(aws)
+    for token in (None, "wrong", TOKEN + "x"):
+        answer = pipeline.handle(api_event(contact(), token=token))
+        assert answer["statusCode"] == 401
+        assert json.loads(answer["body"])["error"] == "unauthorized"
+    assert items(aws) == [] and objects(aws) == [] and queued(aws) == []
+
+
+def test_the_token_may_come_in_a_header(aws: dict[str, Any]) -> None:
+    event = api_event(contact(), token=None)
+    event["headers"]["x-webhook-token"] = TOKEN
+    assert make_pipeline(aws).handle(event)["statusCode"] == 200
+
+
+def test_malformed_json_is_quarantined_with_400(aws: dict[str, Any]) -> None:
+    answer = make_pipeline(aws).handle(api_event('{"workflow_id": "wf1",'))
+    body = json.loads(answer["body"])
+    assert answer["statusCode"] == 400
+    assert body["error"] == "invalid_payload" and "not valid JSON" in body["message"]
+    (key,) = objects(aws)
+    assert key.startswith("quarantine/type=workflow.dialer/") and body["quarantine_id"] in key
+    archived = json.loads(aws["s3"].get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert archived["body"] == '{"workflow_id": "wf1",' and "not valid JSON" in archived["reason"]
+    (item,) = items(aws)
+    assert item["pk"]["S"] == f"Q#{body['quarantine_id']}"
+
+
+def test_a_model_failure_is_quarantined_and_names_the_field(aws: dict[str, Any]) -> None:
+    answer = make_pipeline(aws).handle(api_event({"workflow_id": "wf1", "pds": {"type": "ContactStatus"}}))
+    body = json.loads(answer["body"])
+    assert answer["statusCode"] == 400
+    assert {"field": "pds.body", "problem": "Field required"} in body["detail"]
+    assert len(objects(aws)) == 1 and len(items(aws)) == 1
+
+
+def test_a_body_over_the_limit_is_quarantined_with_413(aws: dict[str, Any]) -> None:
+    answer = make_pipeline(aws, MAX_BODY_BYTES=100).handle(api_event(contact()))
+    assert answer["statusCode"] == 413
+    assert objects(aws)[0].startswith("quarantine/")
+
+
+def test_an_unknown_path_value_is_404_and_stores_nothing(aws: dict[str, Any]) -> None:
+    answer = make_pipeline(aws).handle(api_event(contact(), route="/webhooks/nowhere"))
+    assert answer["statusCode"] == 404
+    assert items(aws) == [] and objects(aws) == []
+
+
+def test_the_catch_all_keeps_any_json(aws: dict[str, Any]) -> None:
+    pipeline = make_pipeline(aws)
+    answer = pipeline.handle(
+        api_event([1, 2, 3], route="/webhooks/{proxy+}", raw_path="/webhooks/x/y", path_params={"proxy": "x/y"})
+    )
+    assert answer["statusCode"] == 200
+    event = pipeline.store.get_event(answer["headers"]["x-event-id"])
+    assert event is not None and event["webhook_type"] == "unknown" and event["route"] == "/webhooks/{proxy+}"
+    assert len(items(aws)) == 1  # an unknown delivery has no entity state
+
+
+def test_an_s3_failure_answers_503_and_writes_nothing_else(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = make_pipeline(aws)
+
+    def broken(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "PutObject")
+
+    monkeypatch.setattr(pipeline.archive._s3, "put_object", broken)
+    answer = pipeline.handle(api_event(contact()))
+    assert answer["statusCode"] == 503
+    assert items(aws) == []
+    monkeypatch.undo()
+    assert pipeline.handle(api_event(contact()))["headers"]["x-ingest-outcome"] == "stored"
+
+
+def test_a_state_write_failure_is_repaired_by_the_retry(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the event write succeeds but the state write fails
+    pipeline = make_pipeline(aws)
+
+    def broken(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "x"}}, "UpdateItem")
+
+    monkeypatch.setattr(pipeline.store._ddb, "update_item", broken)
+    assert pipeline.handle(api_event(contact(state="ANSWERED")))["statusCode"] == 503
+    assert pipeline.store.get_state("CALL", "c1") is None
+    # When AIRUDDER retries
+    monkeypatch.undo()
+    answer = pipeline.handle(api_event(contact(state="ANSWERED")))
+    # Then the event is a duplicate, and the state is there after all
+    assert answer["headers"]["x-ingest-outcome"] == "duplicate"
+    state = pipeline.store.get_state("CALL", "c1")
+    assert state is not None and state["status"] == "ANSWERED"
+
+
+def test_a_redelivery_without_a_payload_time_keeps_its_first_time(aws: dict[str, Any]) -> None:
+    # Status changes carry no time: a late redelivery of an old one must not beat a newer status
+    pipeline = make_pipeline(aws)
+    route = "/webhooks/workflow/status-changed"
+    running = {"workflow_id": "w1", "status": "running", "actions": []}
+    pipeline.handle(api_event(running, route=route))
+    time.sleep(0.01)
+    pipeline.handle(api_event({"workflow_id": "w1", "status": "finished", "actions": []}, route=route))
+    time.sleep(0.01)
+    assert pipeline.handle(api_event(running, route=route))["headers"]["x-ingest-outcome"] == "duplicate"
+    state = pipeline.store.get_state("WORKFLOW", "w1")
+    assert state is not None and state["status"] == "finished"

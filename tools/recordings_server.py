@@ -1,0 +1,316 @@
+"""A local recordings server: generated audio of any size, streamed, with the faults a real one has.
+
+    with RecordingsServer() as server:
+        url = server.url("call-1", size=200 * 1024 * 1024)          # 200 MB, never held in memory
+        url = server.url("call-2", size=1_000_000, fail=2)           # 503 twice, then the file
+        url = server.url("call-3", delay=2, slow=1)                  # first answer 2 s late
+        url = server.url("call-4", status=404)                       # always 404
+        expected = expected_sha256("call-1", 200 * 1024 * 1024)      # computed streaming too
+        server.hits("call-1")                                        # GETs of that recording so far
+
+GET /audio/<seed>.<ext>?<options> (the seed picks the bytes: the same seed and size, the same file):
+  size=N            bytes of the file (a WAV header then noise; default 1 MiB)
+  type=T            Content-Type (default from the extension; "none" sends none)
+  chunked=1         Transfer-Encoding: chunked instead of Content-Length
+  rate=B            at most B bytes per second
+  status=S          always answer S (e.g. 403, 404, 410) with a small body
+  fail=N            the first N requests answer fail_status (default 503), later ones the file
+  retry_after=S     Retry-After header on those failures
+  delay=S           wait S seconds before answering (the first `slow` requests, default all)
+  stall=S           stop S seconds halfway through the body (the first `slow` requests, default all)
+  truncate=1        close the connection halfway through the body (the first `slow` requests)
+  redirect=URL      answer redirect_status (default 302) with Location: URL
+Requests are counted per path and query, so every distinct URL has its own "first N".
+
+``python -m tools.recordings_server [--port 8082]`` serves until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import random
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+
+BLOCK_BYTES = 1024 * 1024
+WAV_HEADER_BYTES = 44
+SAMPLE_RATE = 8000
+TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "m4a": "audio/mp4", "bin": ""}
+
+
+def _wav_header(total: int) -> bytes:
+    data = max(total - WAV_HEADER_BYTES, 0)
+    return (
+        b"RIFF"
+        + struct.pack("<I", min(36 + data, 0xFFFFFFFF))
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, SAMPLE_RATE, SAMPLE_RATE * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", min(data, 0xFFFFFFFF))
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _noise_block(seed: str) -> bytes:
+    return random.Random(seed).randbytes(BLOCK_BYTES)
+
+
+def audio_chunks(seed: str, size: int) -> Iterator[bytes]:
+    """The file of `seed` and `size` in pieces of at most 1 MiB: a WAV header, then noise (block i of
+    the noise is the seed's block with i in its first 8 bytes, so no two blocks are alike)."""
+    header = _wav_header(size)[:size]
+    if header:
+        yield header
+    remaining = size - len(header)
+    base = _noise_block(seed)
+    index = 0
+    while remaining > 0:
+        block = index.to_bytes(8, "big") + base[8:]
+        piece = block[:remaining] if remaining < len(block) else block
+        yield piece
+        remaining -= len(piece)
+        index += 1
+
+
+def audio_bytes(seed: str, size: int) -> bytes:
+    """The whole file (for small sizes)."""
+    return b"".join(audio_chunks(seed, size))
+
+
+def expected_sha256(seed: str, size: int) -> str:
+    """SHA-256 of the file, computed piece by piece (any size, little memory)."""
+    digest = hashlib.sha256()
+    for piece in audio_chunks(seed, size):
+        digest.update(piece)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One request the server received."""
+
+    method: str
+    path: str
+    query: str
+    seed: str | None
+    host: str
+    count: int  # the how-manieth request for this path and query
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: RecordingsServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_GET(self) -> None:
+        try:
+            self.server.owner.serve(self)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away (e.g. it timed out)
+
+    def do_HEAD(self) -> None:
+        self.send_response(405)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class RecordingsServer:
+    """The server on 127.0.0.1 (port 0: a free one), in a thread of this process."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self._server = _Server((host, port), _Handler)
+        self._server.owner = self
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._hits: list[Hit] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> RecordingsServer:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="recordings-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> RecordingsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ addresses and counters
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, seed: str, *, ext: str = "wav", host: str = "127.0.0.1", **options: Any) -> str:
+        """Link to the recording of `seed` with the given options (see the module docstring)."""
+        query = {k: ("1" if v is True else v) for k, v in options.items() if v is not None and v is not False}
+        suffix = f"?{urlencode(query)}" if query else ""
+        return f"http://{host}:{self.port}/audio/{quote(seed, safe='')}.{ext}{suffix}"
+
+    def hits(self, seed: str | None = None) -> int:
+        """Requests received so far (for one recording's seed, or in all)."""
+        with self._lock:
+            return sum(1 for hit in self._hits if seed is None or hit.seed == seed)
+
+    @property
+    def requests(self) -> list[Hit]:
+        with self._lock:
+            return list(self._hits)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._hits.clear()
+            self._counts.clear()
+
+    # ------------------------------------------------------------------ answering
+
+    def serve(self, handler: _Handler) -> None:
+        split = urlsplit(handler.path)
+        options = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        seed, ext = _seed_and_ext(split.path)
+        with self._lock:
+            count = self._counts.get(handler.path, 0) + 1
+            self._counts[handler.path] = count
+            self._hits.append(Hit("GET", split.path, split.query, seed, handler.headers.get("Host", ""), count))
+        if seed is None:
+            return _small(handler, 404, "no such recording")
+        slow = int(options.get("slow", "0"))
+        faulty = slow == 0 or count <= slow
+        if float(options.get("delay", "0")) and faulty:
+            time.sleep(float(options["delay"]))
+        if "status" in options:
+            return _small(handler, int(options["status"]), "as asked")
+        if count <= int(options.get("fail", "0")):
+            extra = {"Retry-After": options["retry_after"]} if "retry_after" in options else {}
+            return _small(handler, int(options.get("fail_status", "503")), "failing as asked", extra)
+        if "redirect" in options:
+            return _small(
+                handler, int(options.get("redirect_status", "302")), "moved", {"Location": options["redirect"]}
+            )
+        size = int(options.get("size", str(1024 * 1024)))
+        content_type = options.get("type", TYPES.get(ext, "application/octet-stream"))
+        chunked = options.get("chunked") == "1"
+        handler.send_response(200)
+        if content_type and content_type != "none":
+            handler.send_header("Content-Type", content_type)
+        if chunked:
+            handler.send_header("Transfer-Encoding", "chunked")
+        else:
+            handler.send_header("Content-Length", str(size))
+        handler.end_headers()
+        interrupt = None
+        if faulty and float(options.get("stall", "0")):
+            interrupt = "stall"
+        if faulty and options.get("truncate") == "1":
+            interrupt = "truncate"
+        self._body(
+            handler, seed, size, chunked, int(options.get("rate", "0")), interrupt, float(options.get("stall", "0"))
+        )
+
+    @staticmethod
+    def _body(
+        handler: _Handler, seed: str, size: int, chunked: bool, rate: int, interrupt: str | None, stall: float
+    ) -> None:
+        out = handler.wfile
+        half = size // 2
+        sent = 0
+        started = time.monotonic()
+        step = max(1024, rate // 20) if rate else BLOCK_BYTES
+
+        def write(data: bytes) -> None:
+            nonlocal sent
+            for start in range(0, len(data), step):
+                piece = data[start : start + step]
+                if chunked:
+                    out.write(f"{len(piece):X}\r\n".encode() + piece + b"\r\n")
+                else:
+                    out.write(piece)
+                sent += len(piece)
+                if rate:
+                    ahead = sent / rate - (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead)
+
+        for piece in audio_chunks(seed, size):
+            if interrupt is not None and sent + len(piece) > half:
+                cut = half - sent
+                write(piece[:cut])
+                out.flush()
+                if interrupt == "truncate":
+                    handler.close_connection = True
+                    return
+                time.sleep(stall)
+                interrupt = None
+                write(piece[cut:])
+                continue
+            write(piece)
+        if chunked:
+            out.write(b"0\r\n\r\n")
+        out.flush()
+
+
+def _seed_and_ext(path: str) -> tuple[str | None, str]:
+    if not path.startswith("/audio/") or len(path) <= len("/audio/"):
+        return None, ""
+    name = path[len("/audio/") :]
+    seed, dot, ext = name.rpartition(".")
+    if not dot or "/" in ext:
+        return unquote(name), "bin"
+    return unquote(seed), ext.lower()
+
+
+def _small(handler: _Handler, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+    body = f"{status} {text}\n".encode()
+    handler.send_response(status)
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Type", "text/plain")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.recordings_server", description="local recordings server")
+    parser.add_argument("--port", type=int, default=8082)
+    args = parser.parse_args(argv)
+    with RecordingsServer(args.port) as server:
+        print(f"Recordings on {server.base_url}/audio/<seed>.wav?size=<bytes>  (Ctrl-C to stop)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
