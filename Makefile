@@ -38,6 +38,11 @@ test-integration: $(VENV)/.stamp
 events: $(VENV)/.stamp
 	$(PY) -m tools.apigw_events
 
+## Recordings that gave up (dead-letter queue) back to the recordings queue: STACK=<name> for a deployed
+## stack (its outputs), QUEUE_URL=... DLQ_URL=... for any pair, else the local stack of `make serve`.
+redrive: $(VENV)/.stamp
+	$(PY) -m tools.redrive $(if $(STACK),--stack-name $(STACK),$(if $(QUEUE_URL),--queue-url $(QUEUE_URL) --dlq-url $(DLQ_URL),--endpoint-url http://127.0.0.1:$(or $(MOTO_PORT),5000))) $(REDRIVE_ARGS)
+
 clean:
 	rm -rf $(VENV) .venv-sam .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache
 

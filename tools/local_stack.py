@@ -28,6 +28,7 @@ from tools import cfn
 from tools.fault_proxy import FaultProxy
 from tools.gateway import IMPLICIT_HTTP_API, EventSource, Functions, Gateway, Route, load_event_sources, load_routes
 from tools.local_aws import DEFAULT_TOKEN, MotoServer, api_id_for, aws_client, create_resources
+from tools.sqs_poller import SqsPoller
 
 log = logging.getLogger("tools.local_stack")
 
@@ -35,6 +36,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
 # Variables that would send boto3 elsewhere than the local endpoint while a stack runs.
 _SHADOWING_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+
+# RecordingAllowedHosts of a stack with the recordings consumer (unless given): AIRUDDER's + loopback.
+LOCAL_RECORDING_HOSTS = "airudder.com,.airudder.com,127.0.0.1"
 
 _live_lock = threading.Lock()
 _live: set[int] = set()
@@ -56,6 +60,7 @@ class LocalStack:
         region: str | None = None,
         host: str = "127.0.0.1",
         isolate_modules: bool = True,
+        with_recordings_consumer: bool = False,
     ) -> None:
         self.template_path = Path(template_path or DEFAULT_TEMPLATE).resolve()
         self.token = token or os.environ.get("WEBHOOK_TOKEN") or DEFAULT_TOKEN
@@ -67,6 +72,10 @@ class LocalStack:
         self._with_fault_proxy = with_fault_proxy
         self._parameters = dict(parameters or {})
         self._isolate_modules = isolate_modules
+        # Poll the recordings queue in the background and invoke RecordingsFunction, as Lambda would;
+        # the local recordings server is on 127.0.0.1, so the function may fetch from it here.
+        self._with_recordings_consumer = with_recordings_consumer
+        self.pollers: list[SqsPoller] = []
 
         self.template: dict[str, Any] = {}
         self.resolver: cfn.Resolver | None = None
@@ -104,6 +113,10 @@ class LocalStack:
 
     def _start(self) -> None:
         self.template = cfn.merge_globals(cfn.load_template(self.template_path))
+        # Only a template that has the recordings consumer (and its parameter) gets them.
+        consumer = self._with_recordings_consumer and "RecordingsFunction" in (self.template.get("Resources") or {})
+        if consumer and "RecordingAllowedHosts" in (self.template.get("Parameters") or {}):
+            self._parameters.setdefault("RecordingAllowedHosts", LOCAL_RECORDING_HOSTS)
         self.resolver = cfn.Resolver(
             self.template, parameters=self._parameters, region=self.region, stack_name=self.stack_name
         )
@@ -140,6 +153,8 @@ class LocalStack:
         self.gateway = Gateway(
             self.route_objects, self.functions, host=self.host, port=self._gateway_port, api_ids=api_ids
         ).start()
+        if consumer:
+            self.pollers.append(self.sqs_poller("RecordingsFunction").start())
 
     def _apply_environment(self) -> None:
         assert self.functions is not None
@@ -160,6 +175,9 @@ class LocalStack:
         )
 
     def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        self.pollers.clear()
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
@@ -230,6 +248,30 @@ class LocalStack:
             if source.function_id == function_id and source.type in kind and event_name in (None, source.name):
                 return source
         raise KeyError(f"{function_id} has no {'/'.join(kind)} event{f' {event_name}' if event_name else ''}")
+
+    def sqs_poller(self, function_id: str, event_name: str | None = None) -> SqsPoller:
+        """A poller (not started) feeding the function from its SQS event's queue the way the event
+        source mapping does: failed messages come back after their visibility timeout, then go to the
+        dead-letter queue. ``poller.drain()`` runs it in this thread; ``start()`` in the background."""
+        assert self.resolver is not None
+        props = self.resolver.resolve(self._event_source(function_id, ("SQS",), event_name).properties)
+        queue_arn = str(props["Queue"])
+        queue_url = next(
+            (str(v["QueueUrl"]) for v in self.resources.values() if v.get("Arn") == queue_arn and "QueueUrl" in v),
+            None,
+        )
+        if queue_url is None:
+            raise KeyError(f"queue {queue_arn} is not a local queue")
+        return SqsPoller(
+            self.boto3_client("sqs"),
+            queue_url,
+            lambda event: self.invoke(function_id, event),
+            queue_arn=queue_arn,
+            region=self.region,
+            batch_size=int(props.get("BatchSize", 10)),
+            report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+            name=f"{function_id}-poller",
+        )
 
     def deliver_sqs(
         self, function_id: str, event_name: str | None = None, *, requeue_failed: bool = True

@@ -32,6 +32,7 @@ import functools
 import hashlib
 import random
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -108,6 +109,11 @@ class Hit:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     owner: RecordingsServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that gave up (timed out) and closed the connection
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import TextIO
 
 from tools.local_stack import LocalStack
 
@@ -25,6 +26,24 @@ def _parameter_overrides(items: list[str]) -> dict[str, str]:
             raise SystemExit(f"--parameter {item!r}: expected Name=Value")
         values[key] = value
     return values
+
+
+def describe(stack: LocalStack, out: TextIO = sys.stdout) -> None:
+    """Print the gateway URL of every route, the endpoints and the resource names of a running stack."""
+    out.write(f"Gateway  {stack.gateway_url}   (stack {stack.stack_name}, template {stack.template_path})\n")
+    out.write("Routes (POST the webhook body; the token also works as header x-webhook-token):\n")
+    for method, path, function_id in stack.routes:
+        out.write(f"  {method:<5} {stack.url(path, with_token=True)}   -> {function_id}\n")
+    for source in stack.event_sources:
+        out.write(f"  ({source.type} event {source.function_id}.{source.name}: not served over HTTP)\n")
+    out.write(f"moto     {stack.moto_url}   (aws --endpoint-url {stack.moto_url} ..., fake credentials)\n")
+    if stack.faults is not None:
+        out.write(f"proxy    {stack.aws_endpoint_url}   (what the functions call)\n")
+    out.write("Resources:\n")
+    for logical_id, values in stack.resources.items():
+        out.write(f"  {logical_id:<28} {values['Ref']}\n")
+    for note in stack.notes:
+        out.write(f"  note: {note}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    # Explicit handlers: a shell's background job ignores SIGINT, and Python then never raises KeyboardInterrupt.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     with LocalStack(
         moto_port=args.moto_port,
         gateway_port=args.port,
@@ -59,22 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         with_fault_proxy=args.fault_proxy,
         template_path=args.template,
         parameters=_parameter_overrides(args.parameter),
+        # Recording links queued by the webhooks are copied into the archive bucket in the background.
+        with_recordings_consumer=True,
     ) as stack:
+        describe(stack)
         out = sys.stdout
-        out.write(f"Gateway  {stack.gateway_url}   (stack {stack.stack_name}, template {stack.template_path})\n")
-        out.write("Routes (POST the webhook body; the token also works as header x-webhook-token):\n")
-        for method, path, function_id in stack.routes:
-            out.write(f"  {method:<5} {stack.url(path, with_token=True)}   -> {function_id}\n")
-        for source in stack.event_sources:
-            out.write(f"  ({source.type} event {source.function_id}.{source.name}: not served over HTTP)\n")
-        out.write(f"moto     {stack.moto_url}   (aws --endpoint-url {stack.moto_url} ..., fake credentials)\n")
-        if stack.faults is not None:
-            out.write(f"proxy    {stack.aws_endpoint_url}   (what the functions call)\n")
-        out.write("Resources:\n")
-        for logical_id, values in stack.resources.items():
-            out.write(f"  {logical_id:<28} {values['Ref']}\n")
-        for note in stack.notes:
-            out.write(f"  note: {note}\n")
         out.write("Ctrl-C to stop.\n")
         out.flush()
         try:

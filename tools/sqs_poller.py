@@ -105,9 +105,10 @@ class SqsPoller:
         self._sqs = sqs
         self.queue_url = queue_url
         self._invoke = invoke
-        self.queue_arn = queue_arn or sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        self.queue_arn = (
+            queue_arn
+            or sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        )
         self.region = region or self.queue_arn.split(":")[3]
         self.batch_size = max(1, min(batch_size, 10))
         self.wait_seconds = wait_seconds
@@ -155,7 +156,9 @@ class SqsPoller:
         outcome.succeeded = [i for i in ids if i not in failed]
         done = [m for m in messages if m["MessageId"] in outcome.succeeded]
         for start in range(0, len(done), 10):
-            entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[start : start + 10])]
+            entries = [
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[start : start + 10])
+            ]
             answer = self._sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
             for problem in answer.get("Failed", []):
                 log.warning("%s: could not delete a message: %s", self.name, problem.get("Code"))

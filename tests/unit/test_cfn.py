@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,7 +144,7 @@ def test_unresolvable_references_raise(tagged: dict) -> None:
 
 
 def test_merge_globals_follows_sam() -> None:
-    template = {
+    template: dict[str, Any] = {
         "Globals": {
             "Function": {
                 "Runtime": "python3.13",
@@ -188,9 +189,7 @@ def test_real_template_functions_and_dependencies() -> None:
     for props in (f["Properties"] for f in functions.values()):
         assert props["Handler"] and props["CodeUri"]
         assert "EVENTS_TABLE" in props["Environment"]["Variables"]
-    order = cfn.topological_order(
-        ["RecordingsQueue", "RecordingsDeadLetterQueue"], cfn.resource_dependencies(template)
-    )
+    order = cfn.topological_order(["RecordingsQueue", "RecordingsDeadLetterQueue"], cfn.resource_dependencies(template))
     assert order == ["RecordingsDeadLetterQueue", "RecordingsQueue"]
     with pytest.raises(cfn.TemplateError, match="circular"):
         cfn.topological_order(["a", "b"], {"a": {"b"}, "b": {"a"}})

@@ -45,11 +45,22 @@ def accepted_tokens(secret_value: Any) -> tuple[str, ...]:
     return tuple(v for v in values if isinstance(v, str) and v)
 
 
-def _fetch_with_powertools(name: str, max_age: int, force: bool) -> Any:
-    # Imported on first use: Parameters costs import time that a 401 path does not need twice.
-    from aws_lambda_powertools.utilities import parameters
+_providers: dict[int, Any] = {}
 
-    return parameters.get_secret(name, max_age=max_age, force_fetch=force)
+
+def fetch_secret(name: str, max_age: int, force: bool) -> Any:
+    """A secret's value through Powertools Parameters, cached for `max_age` seconds."""
+    from . import aws
+
+    client = aws.client("secretsmanager")
+    provider = _providers.get(id(client))
+    if provider is None:
+        # Imported on first use. The provider is bound to our client (timeouts, endpoint) rather than
+        # Powertools' default one, so that it follows aws.reset_clients().
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        provider = _providers[id(client)] = SecretsProvider(boto3_client=client)
+    return provider.get(name, max_age=max_age, force_fetch=force)
 
 
 class TokenVerifier:
@@ -59,7 +70,7 @@ class TokenVerifier:
         self,
         secret_name: str,
         cache_seconds: int = 300,
-        fetch: Callable[[str, int, bool], Any] = _fetch_with_powertools,
+        fetch: Callable[[str, int, bool], Any] = fetch_secret,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._secret_name = secret_name

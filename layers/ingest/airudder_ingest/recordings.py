@@ -851,14 +851,20 @@ def _sent_day(record: SQSRecord) -> datetime | None:
 # ---------------------------------------------------------------------------------------------- wiring
 
 
-def _client(service: str, *, read_timeout: float = aws.READ_TIMEOUT_SECONDS) -> Any:
+def _client(service: str, *, read_timeout: float = aws.READ_TIMEOUT_SECONDS, **options: Any) -> Any:
     """A boto3 client from a session of its own (safe to build from any thread). S3 gets a longer read
     timeout than the shared clients': parts of several MiB take longer than small writes."""
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=aws.CONNECT_TIMEOUT_SECONDS, read_timeout=read_timeout)
+    config = Config(connect_timeout=aws.CONNECT_TIMEOUT_SECONDS, read_timeout=read_timeout, **options)
     return boto3.session.Session().client(service, config=config)
+
+
+def presign_client() -> Any:
+    """An S3 client for presigned_recording_url: it signs with SigV4 (X-Amz-Expires), which every
+    region accepts; botocore may otherwise presign S3 links with the legacy SigV2."""
+    return _client("s3", signature_version="s3v4")
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -868,7 +874,8 @@ def presigned_recording_url(
     store: EventStore, s3: Any, bucket: str, call_id: str, *, expires_in: int = 3600
 ) -> str | None:
     """A time-limited GET link to the call's archived recording, or None when it is not archived.
-    The link carries the signer's credentials: it lives no longer than they do, nor than `expires_in`."""
+    The link carries the signer's credentials: it lives no longer than they do, nor than `expires_in`.
+    `s3`: e.g. presign_client() (SigV4); the caller needs s3:GetObject on recordings/*."""
     if not 0 < expires_in <= MAX_PRESIGN_SECONDS:
         raise ValueError(f"expires_in must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
     state = store.recording_state(call_id)

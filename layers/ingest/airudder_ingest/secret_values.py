@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .auth import accepted_tokens
+from .auth import accepted_tokens, fetch_secret
 from .errors import AuthUnavailable
 
 REFRESH_AFTER_MISMATCH_SECONDS = 30
@@ -22,10 +22,7 @@ Fetch = Callable[[str, int, bool], Any]
 
 
 def fetch_with_powertools(name: str, max_age: int, force: bool) -> Any:
-    # Imported on first use: routes without signing or decryption never pay for it.
-    from aws_lambda_powertools.utilities import parameters
-
-    return parameters.get_secret(name, max_age=max_age, force_fetch=force)
+    return fetch_secret(name, max_age, force)
 
 
 class SecretValues:

@@ -1,0 +1,249 @@
+"""Signature verification, payload decryption and the {product} segment, through the whole pipeline:
+moto in process, the secrets in (moto's) Secrets Manager read through Powertools Parameters, the
+pipeline built from the environment as the deployed function builds it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from moto import mock_aws
+
+from airudder_ingest import aws as aws_clients
+from airudder_ingest.events import canonical_json, raw_digest
+from airudder_ingest.pipeline import IngestPipeline
+from airudder_ingest.route_settings import RouteSettingsError
+from airudder_ingest.settings import IngestSettings
+from tools.cfn import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "unit-token"
+SIGNING_KEY = "unit-signing-key"
+AES_KEY = bytes(range(32))
+BUCKET, TABLE = "unit-security-archive", "unit-security-events"
+SESSION_ENDED = "/webhooks/chatbot/session-ended"
+
+
+def sample(relative: str) -> bytes:
+    return (ROOT / "events" / relative).read_bytes()
+
+
+def clear_powertools_cache() -> None:
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters import base
+
+    parameters.clear_caches()
+    base.DEFAULT_PROVIDERS.clear()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    aws_clients.reset_clients()
+    clear_powertools_cache()
+    with mock_aws():
+        clients = {name: boto3.client(name) for name in ("dynamodb", "s3", "secretsmanager")}
+        props = load_template(ROOT / "template.yaml")["Resources"]["EventsTable"]["Properties"]
+        table = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")}
+        clients["dynamodb"].create_table(TableName=TABLE, **table)
+        clients["s3"].create_bucket(Bucket=BUCKET)
+        sm = clients["secretsmanager"]
+        sm.create_secret(Name="unit/webhook-token", SecretString=json.dumps({"current": TOKEN}))
+        sm.create_secret(Name="unit/signing", SecretString=json.dumps({"current": SIGNING_KEY}))
+        sm.create_secret(Name="unit/aes-key", SecretString=base64.b64encode(AES_KEY).decode())
+        yield clients
+    aws_clients.reset_clients()
+    clear_powertools_cache()
+
+
+def pipeline(**env: Any) -> IngestPipeline:
+    """The pipeline as the deployed function builds it, from its environment."""
+    settings = IngestSettings.from_env(
+        {
+            "EVENTS_TABLE": TABLE,
+            "ARCHIVE_BUCKET": BUCKET,
+            "WEBHOOK_TOKEN_SECRET": "unit/webhook-token",
+            **{k: v if isinstance(v, str) else json.dumps(v) for k, v in env.items()},
+        }
+    )
+    return IngestPipeline.from_settings(settings)
+
+
+SIGNED = {"chatbot.*": {"mode": "hmac-sha256", "secret": "unit/signing", "encoding": "hex"}}
+ENCRYPTED = {SESSION_ENDED: {"mode": "aes-gcm", "key_secret": "unit/aes-key", "key_encoding": "base64"}}
+
+
+def api_event(
+    route: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    raw_path: str | None = None,
+    path_params: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "version": "2.0",
+        "routeKey": f"POST {route}",
+        "rawPath": raw_path or route,
+        "queryStringParameters": {"token": TOKEN},
+        "headers": {"content-type": "application/json", "user-agent": "Airudder", **(headers or {})},
+        "pathParameters": path_params or {},
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+        "requestContext": {"requestId": "req-1", "timeEpoch": int(time.time() * 1000)},
+    }
+
+
+def sign(body: bytes, key: str = SIGNING_KEY) -> dict[str, str]:
+    return {"x-airudder-sign": hmac.new(key.encode(), body, hashlib.sha256).hexdigest()}
+
+
+def seal(plaintext: bytes) -> bytes:
+    """What an encrypting sender posts: base64 of nonce + ciphertext + tag (a fresh nonce each time)."""
+    nonce = os.urandom(12)
+    return base64.b64encode(nonce + AESGCM(AES_KEY).encrypt(nonce, plaintext, None))
+
+
+def items(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    return aws["dynamodb"].scan(TableName=TABLE)["Items"]
+
+
+def objects(aws: dict[str, Any]) -> list[str]:
+    return [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+def archived(aws: dict[str, Any], key: str) -> dict[str, Any]:
+    return json.loads(aws["s3"].get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+# ------------------------------------------------------------------------------------------ signatures
+
+
+def test_a_signed_route_refuses_a_bad_signature_with_401_and_stores_nothing(aws: dict[str, Any]) -> None:
+    # Given chatbot routes are signed
+    ingest = pipeline(SIGNATURE_VERIFICATION=SIGNED)
+    body = sample("chatbot/session-ended/session.json")
+    tampered = body.replace(b'"closed"', b'"open"')
+    # When deliveries arrive with no, a wrong, or a replayed signature over another body
+    answers = [
+        ingest.handle(api_event(SESSION_ENDED, body)),
+        ingest.handle(api_event(SESSION_ENDED, body, sign(body, key="guessed-key"))),
+        ingest.handle(api_event(SESSION_ENDED, tampered, sign(body))),
+    ]
+    # Then each is refused like a bad token, and nothing at all is kept
+    assert [a["statusCode"] for a in answers] == [401, 401, 401]
+    assert {json.loads(a["body"])["error"] for a in answers} == {"unauthorized"}
+    assert items(aws) == [] and objects(aws) == []
+    # And the correctly signed body is stored
+    good = ingest.handle(api_event(SESSION_ENDED, body, sign(body)))
+    assert good["statusCode"] == 200 and good["headers"]["x-ingest-outcome"] == "stored"
+    (key,) = objects(aws)
+    assert archived(aws, key)["headers"]["x-airudder-sign"] == sign(body)["x-airudder-sign"]
+
+
+def test_routes_the_setting_does_not_name_need_no_signature(aws: dict[str, Any]) -> None:
+    ingest = pipeline(SIGNATURE_VERIFICATION=SIGNED)
+    answer = ingest.handle(api_event("/webhooks/workflow/call", sample("workflow/call/completed.json")))
+    assert answer["statusCode"] == 200
+
+
+def test_an_unreadable_signing_secret_answers_503_and_stores_nothing(aws: dict[str, Any]) -> None:
+    ingest = pipeline(SIGNATURE_VERIFICATION={"chatbot.*": {"mode": "hmac-sha256", "secret": "unit/missing"}})
+    body = sample("chatbot/inbound/conversation.json")
+    answer = ingest.handle(api_event("/webhooks/chatbot/inbound", body, sign(body)))
+    assert answer["statusCode"] == 503
+    assert items(aws) == [] and objects(aws) == []
+
+
+# ------------------------------------------------------------------------------------------ decryption
+
+
+def test_an_encrypted_route_stores_the_plaintext_event_and_archives_the_ciphertext(aws: dict[str, Any]) -> None:
+    # Given the session-end route is encrypted, and a sample body encrypted as the settings describe
+    ingest = pipeline(PAYLOAD_DECRYPTION=ENCRYPTED)
+    plaintext = sample("chatbot/session-ended/session.json")
+    ciphertext = seal(plaintext)
+    # When it is delivered
+    answer = ingest.handle(api_event(SESSION_ENDED, ciphertext))
+    # Then the decrypted event is stored and filed under its session
+    assert answer["statusCode"] == 200, answer["body"]
+    event_id = answer["headers"]["x-event-id"]
+    event = aws["dynamodb"].get_item(TableName=TABLE, Key={"pk": {"S": f"EV#{event_id}"}, "sk": {"S": "EV"}})["Item"]
+    assert event["data"]["S"] == canonical_json(json.loads(plaintext))
+    assert (event["webhook_type"]["S"], event["entity"]["S"]) == (
+        "chatbot.session_ended",
+        "SESSION#4fbb6c41833b65ff3444502517b7ea91",
+    )
+    # And the archive holds the body exactly as received: the ciphertext
+    envelope = archived(aws, event["archive_key"]["S"])
+    assert envelope["body"].encode() == ciphertext
+    assert envelope["raw_sha256"] == raw_digest(ciphertext)
+    # And the same event encrypted again (another nonce) is recognised as a redelivery
+    again = ingest.handle(api_event(SESSION_ENDED, seal(plaintext)))
+    assert (again["headers"]["x-ingest-outcome"], again["headers"]["x-event-id"]) == ("duplicate", event_id)
+
+
+def test_a_body_that_cannot_be_decrypted_is_quarantined_with_400(aws: dict[str, Any]) -> None:
+    ingest = pipeline(PAYLOAD_DECRYPTION=ENCRYPTED)
+    plaintext = sample("chatbot/session-ended/session.json")  # sent unencrypted to an encrypted route
+    answer = ingest.handle(api_event(SESSION_ENDED, plaintext))
+    assert answer["statusCode"] == 400
+    reply = json.loads(answer["body"])
+    assert reply["error"] == "invalid_payload" and "could not be decrypted" in reply["message"]
+    (key,) = objects(aws)
+    assert key.startswith("quarantine/type=chatbot.session_ended/")
+    assert archived(aws, key)["body"].encode() == plaintext
+    (item,) = items(aws)
+    assert item["pk"]["S"] == f"Q#{reply['quarantine_id']}"
+
+
+def test_a_signed_and_encrypted_route_checks_the_signature_of_the_ciphertext(aws: dict[str, Any]) -> None:
+    ingest = pipeline(SIGNATURE_VERIFICATION=SIGNED, PAYLOAD_DECRYPTION=ENCRYPTED)
+    plaintext = sample("chatbot/session-ended/session.json")
+    ciphertext = seal(plaintext)
+    assert ingest.handle(api_event(SESSION_ENDED, ciphertext, sign(plaintext)))["statusCode"] == 401
+    assert objects(aws) == []
+    assert ingest.handle(api_event(SESSION_ENDED, ciphertext, sign(ciphertext)))["statusCode"] == 200
+
+
+def test_a_bad_setting_fails_when_the_pipeline_is_built(aws: dict[str, Any]) -> None:
+    with pytest.raises(RouteSettingsError, match="PAYLOAD_DECRYPTION"):
+        pipeline(PAYLOAD_DECRYPTION={"chatbot.*": {"mode": "aes-cbc", "key_secret": "k", "iv": "short"}})
+    with pytest.raises(RouteSettingsError, match="SIGNATURE_VERIFICATION"):
+        pipeline(SIGNATURE_VERIFICATION="{not json")
+
+
+# ------------------------------------------------------------------------------------------ {product}
+
+
+@pytest.mark.parametrize("kind", ["plan", "task", "call"])
+def test_a_product_outside_the_map_is_404_and_stores_nothing(aws: dict[str, Any], kind: str) -> None:
+    ingest = pipeline()
+    body = sample(f"collection/{kind}/" + ("completed.json" if kind == "call" else "finished.json"))
+    route = f"/webhooks/{{product}}/{kind}"
+    for product in ("sms", "workflow", "Collection2"):
+        answer = ingest.handle(
+            api_event(route, body, raw_path=f"/webhooks/{product}/{kind}", path_params={"product": product})
+        )
+        assert answer["statusCode"] == 404
+        assert json.loads(answer["body"])["error"] == "not_found"
+    assert items(aws) == [] and objects(aws) == []
+    # The same body on a product in the map is stored under that product's type
+    stored = ingest.handle(
+        api_event(route, body, raw_path=f"/webhooks/collection/{kind}", path_params={"product": "collection"})
+    )
+    assert stored["statusCode"] == 200
+    (key,) = objects(aws)
+    assert key.startswith(f"raw/type=collection.{kind}/")

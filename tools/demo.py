@@ -1,0 +1,164 @@
+"""``python -m tools.demo`` (make demo): the stack on embedded AWS, fed with every sample twice.
+
+Starts what `make serve` starts, posts every sample body of events/ twice (the second time with its
+keys reordered and re-indented, as a redelivery), adds a delivery with a wrong token and a malformed
+one, then prints what each webhook type left in DynamoDB and S3, and stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import requests
+
+from tools.apigw_events import ROUTE_PREFIX, sample_files
+from tools.local_stack import LocalStack
+from tools.serve import describe
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+COUNTERS = ("received", "stored", "duplicates", "quarantined", "rejected")
+
+
+@dataclass
+class TypeSummary:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    event_ids: set[str] = field(default_factory=set)
+    quarantine_ids: set[str] = field(default_factory=set)
+
+
+def reordered(body: Any) -> bytes:
+    def reverse(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: reverse(value[k]) for k in reversed(list(value))}
+        if isinstance(value, list):
+            return [reverse(v) for v in value]
+        return value
+
+    return json.dumps(reverse(body), indent=2).encode()
+
+
+class Demo:
+    def __init__(self, stack: LocalStack, out: TextIO) -> None:
+        self.stack = stack
+        self.out = out
+        self.session = requests.Session()
+        self.by_type: dict[str, TypeSummary] = defaultdict(TypeSummary)
+        from airudder_ingest.store import EventStore
+
+        self.table = stack.resources["EventsTable"]["Ref"]
+        self.bucket = stack.resources["ArchiveBucket"]["Ref"]
+        self.store = EventStore(self.table, stack.boto3_client("dynamodb"))
+
+    def post(self, path: str, body: bytes, label: str, token: str | None = None) -> None:
+        answer = self.session.post(
+            self.stack.url(path),
+            params={"token": token or self.stack.token},
+            data=body,
+            headers={"content-type": "application/json", "user-agent": "Airudder"},
+            timeout=30,
+        )
+        outcome = answer.headers.get("x-ingest-outcome")
+        event_id = answer.headers.get("x-event-id")
+        reply = answer.json() if answer.status_code != 200 else {}
+        quarantine_id = reply.get("quarantine_id")
+        if event_id:
+            webhook_type = str((self.store.get_event(event_id) or {}).get("webhook_type", "?"))
+        elif quarantine_id:
+            webhook_type = str((self.store.get_quarantine(quarantine_id) or {}).get("webhook_type", "?"))
+        else:
+            webhook_type = "(refused before routing)"
+        summary = self.by_type[webhook_type]
+        summary.counts["received"] += 1
+        if outcome == "stored" and event_id:
+            summary.counts["stored"] += 1
+            summary.event_ids.add(event_id)
+        elif outcome == "duplicate":
+            summary.counts["duplicates"] += 1
+        elif quarantine_id:
+            summary.counts["quarantined"] += 1
+            summary.quarantine_ids.add(quarantine_id)
+        else:
+            summary.counts["rejected"] += 1
+        self.out.write(f"  {answer.status_code} {outcome or reply.get('error', ''):<18} {label}\n")
+
+    def run(self) -> None:
+        self.out.write("\nPosting every sample of events/ twice (the second time reordered and re-indented):\n")
+        for sample in sample_files(EVENTS):
+            relative = sample.relative_to(EVENTS)
+            path = ROUTE_PREFIX + "/".join(relative.parent.parts)
+            raw = sample.read_bytes()
+            self.post(path, raw, relative.as_posix())
+            self.post(path, reordered(json.loads(raw)), relative.as_posix() + " (redelivery)")
+        self.out.write("\nAnd three deliveries that must not be ingested:\n")
+        dialer = "/webhooks/workflow/dialer"
+        self.post(dialer, b'{"pds": {}}', "wrong token -> 401, stored nowhere", token="not-the-token")
+        self.post(dialer, b'{"workflow_id": "w", "pds": ', "not JSON -> 400, quarantined")
+        self.post(dialer, b'{"workflow_id": "w", "pds": "ContactStatus"}', "not a dialer push -> 400, quarantined")
+
+    def summary(self) -> None:
+        out = self.out
+        out.write("\nSummary per webhook type\n")
+        header = f"  {'type':<34}" + "".join(f"{name:>12}" for name in COUNTERS)
+        out.write(header + "\n")
+        totals = dict.fromkeys(COUNTERS, 0)
+        for webhook_type in sorted(self.by_type):
+            counts = self.by_type[webhook_type].counts
+            out.write(f"  {webhook_type:<34}" + "".join(f"{counts[name]:>12}" for name in COUNTERS) + "\n")
+            for name in COUNTERS:
+                totals[name] += counts[name]
+        out.write(f"  {'total':<34}" + "".join(f"{totals[name]:>12}" for name in COUNTERS) + "\n")
+
+        out.write("\nWhat each type left behind (DynamoDB items: event and entity state; S3 objects)\n")
+        for webhook_type in sorted(self.by_type):
+            summary = self.by_type[webhook_type]
+            if not summary.event_ids and not summary.quarantine_ids:
+                continue
+            out.write(f"  {webhook_type}\n")
+            for event_id in sorted(summary.event_ids):
+                event = self.store.get_event(event_id) or {}
+                state = "no state item" if event.get("entity_kind") == "DELIVERY" else f"{event.get('entity')}/STATE"
+                out.write(f"    event  {event.get('pk')}/{event.get('sk')}  entity {state}\n")
+                out.write(f"           s3://{self.bucket}/{event.get('archive_key')}\n")
+            for quarantine_id in sorted(summary.quarantine_ids):
+                kept = self.store.get_quarantine(quarantine_id) or {}
+                out.write(f"    quarantined  {kept.get('pk')}  reason: {kept.get('reason')}\n")
+                out.write(f"           s3://{self.bucket}/{kept.get('archive_key')}\n")
+        if self.stack.faults is not None:
+            stored = sum(s.counts["stored"] + s.counts["duplicates"] for s in self.by_type.values())
+            puts = self.stack.faults.count("s3", "PutObject")
+            writes = self.stack.faults.count("dynamodb", "PutItem") + self.stack.faults.count("dynamodb", "UpdateItem")
+            out.write(
+                f"\nAWS calls made by the functions: {puts} S3 PUTs and {writes} DynamoDB writes for"
+                f" {stored} accepted and {totals['quarantined']} quarantined deliveries.\n"
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "5000")))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument("--verbose", action="store_true", help="show the functions' JSON logs and metrics")
+    args = parser.parse_args(argv)
+    with LocalStack(moto_port=args.moto_port, gateway_port=args.port) as stack:
+        if not args.verbose:
+            # Set after the stack applied the template's variables, before the first invocation imports
+            # the handlers: the summary below says what the logs would.
+            os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+            os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+        describe(stack)
+        demo = Demo(stack, sys.stdout)
+        demo.run()
+        demo.summary()
+    sys.stdout.write("\nDemo done; the local stack is stopped.\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
