@@ -53,8 +53,15 @@ class Client:
         self.stack = stack
         self.session = requests.Session()
 
-    def post(self, path: str, body: Any, *, token: str | None = "default", raw: bytes | None = None,
-             headers: dict[str, str] | None = None) -> requests.Response:
+    def post(
+        self,
+        path: str,
+        body: Any,
+        *,
+        token: str | None = "default",
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
         params = {} if token is None else {"token": self.stack.token if token == "default" else token}
         data = raw if raw is not None else json.dumps(body).encode()
         return self.session.post(

@@ -25,8 +25,15 @@ def contact(call_id: str, state: str, ts: int, rec: str = "") -> dict[str, Any]:
         "nodetask_name": "PDS1",
         "pds": {
             "type": "ContactStatus",
-            "body": {"taskId": "task-failures", "callid": call_id, "state": state, "phoneNumber": "+6281200000001",
-                     "timestamp": str(ts), "recLink": rec, "hangupReason": 12},
+            "body": {
+                "taskId": "task-failures",
+                "callid": call_id,
+                "state": state,
+                "phoneNumber": "+6281200000001",
+                "timestamp": str(ts),
+                "recLink": rec,
+                "hangupReason": 12,
+            },
         },
     }
 
@@ -83,7 +90,9 @@ def test_a_dynamodb_failure_answers_5xx_and_the_retry_completes_the_event(
     assert state is not None and state["status"] == "HANGUP"
 
 
-def test_a_state_write_failure_is_completed_by_the_retry(client: Client, inspector: Inspector, stack: LocalStack) -> None:
+def test_a_state_write_failure_is_completed_by_the_retry(
+    client: Client, inspector: Inspector, stack: LocalStack
+) -> None:
     assert stack.faults is not None
     call = new_call()
     body = contact(call, "ANSWERED", 1_700_000_060_000)

@@ -3,6 +3,8 @@ and, once the cause is gone, the recording is archived."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -37,17 +39,17 @@ def dead_letter_one(lab: RecordingsLab) -> str:
     return call
 
 
-def test_redrive_moves_dead_letters_back_and_they_are_archived(
-    lab: RecordingsLab, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_redrive_moves_dead_letters_back_and_they_are_archived(lab: RecordingsLab) -> None:
     call = dead_letter_one(lab)
 
-    code = redrive.main(
-        ["--queue-url", lab.queue_url, "--dlq-url", lab.dlq_url, "--endpoint-url", lab.running.moto_url]
-    )
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = redrive.main(
+            ["--queue-url", lab.queue_url, "--dlq-url", lab.dlq_url, "--endpoint-url", lab.running.moto_url]
+        )
 
     assert code == 0
-    assert "moved 1 message(s)" in capsys.readouterr().out
+    assert "moved 1 message(s)" in printed.getvalue()
     assert lab.queue_counts(lab.dlq_url) == (0, 0)
     assert lab.queue_counts(lab.queue_url) == (1, 0)
     batches = lab.drain()
@@ -104,7 +106,10 @@ def test_redrive_reads_the_queues_from_the_stack_outputs(lab: RecordingsLab) -> 
         MessageAttributes={"origin": {"DataType": "String", "StringValue": "test"}},
     )
 
-    code = redrive.main(["--stack-name", "deployed-recordings"], clients={"cloudformation": cloudformation, "sqs": sqs})
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = redrive.main(
+            ["--stack-name", "deployed-recordings"], clients={"cloudformation": cloudformation, "sqs": sqs}
+        )
 
     assert code == 0
     moved = sqs.receive_message(QueueUrl=lab.queue_url, MessageAttributeNames=["All"]).get("Messages", [])

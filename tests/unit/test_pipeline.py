@@ -23,7 +23,7 @@ from airudder_ingest.store import EventStore
 from tools.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "unit-token"  # noqa: S105
+TOKEN = "unit-token"
 BUCKET = "unit-archive"
 TABLE = "unit-events"
 
@@ -67,8 +67,13 @@ def make_pipeline(aws: dict[str, Any], **overrides: Any) -> IngestPipeline:
     )
 
 
-def api_event(body: str | dict[str, Any], route: str = "/webhooks/workflow/dialer", token: str | None = TOKEN,
-              raw_path: str | None = None, path_params: dict[str, str] | None = None) -> dict[str, Any]:
+def api_event(
+    body: str | dict[str, Any],
+    route: str = "/webhooks/workflow/dialer",
+    token: str | None = TOKEN,
+    raw_path: str | None = None,
+    path_params: dict[str, str] | None = None,
+) -> dict[str, Any]:
     return {
         "version": "2.0",
         "routeKey": f"POST {route}",
@@ -88,8 +93,14 @@ def contact(call_id: str = "c1", state: str = "RINGING", ts: str = "166899831723
         "nodetask_id": "nt1",
         "pds": {
             "type": "ContactStatus",
-            "body": {"taskId": "t1", "callid": call_id, "state": state, "phoneNumber": "+6281234567890",
-                     "timestamp": ts, "recLink": rec},
+            "body": {
+                "taskId": "t1",
+                "callid": call_id,
+                "state": state,
+                "phoneNumber": "+6281234567890",
+                "timestamp": ts,
+                "recLink": rec,
+            },
         },
     }
 
@@ -208,7 +219,9 @@ def test_the_catch_all_keeps_any_json(aws: dict[str, Any]) -> None:
     assert len(items(aws)) == 1  # an unknown delivery has no entity state
 
 
-def test_an_s3_failure_answers_503_and_writes_nothing_else(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_s3_failure_answers_503_and_writes_nothing_else(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     pipeline = make_pipeline(aws)
 
     def broken(**_: Any) -> None:

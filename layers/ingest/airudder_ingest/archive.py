@@ -86,9 +86,7 @@ class RawArchive:
         self._s3 = s3
 
     def put(self, key: str, envelope: Envelope) -> None:
-        self._s3.put_object(
-            Bucket=self.bucket, Key=key, Body=envelope.to_json_line(), ContentType="application/json"
-        )
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=envelope.to_json_line(), ContentType="application/json")
 
     def get(self, key: str) -> dict[str, Any]:
         answer = self._s3.get_object(Bucket=self.bucket, Key=key)

@@ -166,20 +166,7 @@ class IngestPipeline:
         )
         self.archive.put(
             rec.archive_key,
-            Envelope(
-                webhook_type=rec.webhook_type,
-                route=request.route_path,
-                path=request.raw_path,
-                received_at=received_at,
-                body=request.body,
-                raw_sha256=raw_digest(request.body),
-                headers=request.headers,
-                query=request.query,
-                source_ip=request.source_ip,
-                request_id=request.request_id,
-                event_id=rec.event_id,
-                event_time=rec.event_time,
-            ),
+            _envelope(request, rec.webhook_type, received_at, event_id=rec.event_id, event_time=rec.event_time),
         )
         return self.store_record(rec)
 
@@ -216,22 +203,7 @@ class IngestPipeline:
         """Keep the body, record why, and answer with `error`. Raises, always."""
         digest = raw_digest(request.body)[:32]
         key = quarantine_key(webhook_type, received_at[:10], digest)
-        self.archive.put(
-            key,
-            Envelope(
-                webhook_type=webhook_type,
-                route=request.route_path,
-                path=request.raw_path,
-                received_at=received_at,
-                body=request.body,
-                raw_sha256=raw_digest(request.body),
-                headers=request.headers,
-                query=request.query,
-                source_ip=request.source_ip,
-                request_id=request.request_id,
-                reason=error.message,
-            ),
-        )
+        self.archive.put(key, _envelope(request, webhook_type, received_at, reason=error.message))
         self.store.put_quarantine(
             digest=digest,
             webhook_type=webhook_type,
@@ -298,6 +270,23 @@ class IngestPipeline:
             self.recordings.send(rec)
             queued = True
         return Outcome("stored" if put.stored else "duplicate", rec, applied, queued)
+
+
+def _envelope(request: WebhookRequest, webhook_type: str, received_at: str, **extra: Any) -> Envelope:
+    """What the archive keeps of a delivery: the body as received and where it came from."""
+    return Envelope(
+        webhook_type=webhook_type,
+        route=request.route_path,
+        path=request.raw_path,
+        received_at=received_at,
+        body=request.body,
+        raw_sha256=raw_digest(request.body),
+        headers=request.headers,
+        query=request.query,
+        source_ip=request.source_ip,
+        request_id=request.request_id,
+        **extra,
+    )
 
 
 @functools.cache
