@@ -44,7 +44,7 @@ redrive: $(VENV)/.stamp
 	$(PY) -m tools.redrive $(if $(STACK),--stack-name $(STACK),$(if $(QUEUE_URL),--queue-url $(QUEUE_URL) --dlq-url $(DLQ_URL),--endpoint-url http://127.0.0.1:$(or $(MOTO_PORT),5000))) $(REDRIVE_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-sam .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sam .venv-checkov .aws-sam build .pytest_cache .mypy_cache .ruff_cache
 
 # ---------------------------------------------------------------- lint, checkov, validate, build
 # aws-sam-cli and checkov pin boto3/click/packaging/pydantic versions that clash with the runtime pins,

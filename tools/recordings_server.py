@@ -19,7 +19,7 @@ GET /audio/<seed>.<ext>?<options> (the seed picks the bytes: the same seed and s
   delay=S           wait S seconds before answering (the first `slow` requests, default all)
   stall=S           stop S seconds halfway through the body (the first `slow` requests, default all)
   truncate=1        close the connection halfway through the body (the first `slow` requests)
-  redirect=URL      answer redirect_status (default 302) with Location: URL
+  redirect=URL      answer redirect_status (default 302) with Location: URL ("self": its own path, a loop)
 Requests are counted per path and query, so every distinct URL has its own "first N".
 
 ``python -m tools.recordings_server [--port 8082]`` serves until Ctrl-C.
@@ -218,9 +218,8 @@ class RecordingsServer:
             extra = {"Retry-After": options["retry_after"]} if "retry_after" in options else {}
             return _small(handler, int(options.get("fail_status", "503")), "failing as asked", extra)
         if "redirect" in options:
-            return _small(
-                handler, int(options.get("redirect_status", "302")), "moved", {"Location": options["redirect"]}
-            )
+            location = handler.path if options["redirect"] == "self" else options["redirect"]
+            return _small(handler, int(options.get("redirect_status", "302")), "moved", {"Location": location})
         size = int(options.get("size", str(1024 * 1024)))
         content_type = options.get("type", TYPES.get(ext, "application/octet-stream"))
         chunked = options.get("chunked") == "1"

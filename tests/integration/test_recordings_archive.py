@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from airudder_ingest.recordings import presign_client, presigned_recording_url
+from airudder_ingest.recordings import RecordingsConsumer, presign_client, presigned_recording_url
 from tools.recordings_server import expected_sha256
 from tools.recordings_testkit import RecordingsLab
+from tools.sqs_poller import lambda_record
 
 pytestmark = pytest.mark.integration
 
@@ -325,3 +327,70 @@ def test_a_presigned_link_serves_the_archived_recording(lab: RecordingsLab) -> N
     assert presigned_recording_url(lab.store, s3, lab.bucket, new_call("unknown")) is None
     with pytest.raises(ValueError):
         presigned_recording_url(lab.store, s3, lab.bucket, call, expires_in=8 * 24 * 3600)
+
+
+def test_429_is_retried_after_the_time_the_server_asks_for(lab: RecordingsLab) -> None:
+    call = new_call("throttled")
+    lab.send(call, lab.server.url(call, size=10_000, fail=1, fail_status=429, retry_after=2))
+
+    started = time.monotonic()
+    batches = lab.drain()
+
+    assert [len(b.failed) for b in batches] == [1, 0]
+    assert time.monotonic() - started >= 2  # the message stayed invisible for Retry-After
+    assert lab.recording(call)["recording_status"] == "archived"
+
+
+def test_another_client_error_fails_the_recording_without_retrying(lab: RecordingsLab) -> None:
+    call = new_call("bad-request")
+    lab.send(call, lab.server.url(call, status=400))
+
+    batches = lab.drain()
+
+    assert [(b.received, b.failed) for b in batches] == [(1, [])]
+    state = lab.recording(call)
+    assert (state["recording_status"], state["recording_http_status"]) == ("failed", 400)
+
+
+def test_a_redirect_loop_is_given_up(lab: RecordingsLab) -> None:
+    call = new_call("loop")
+    lab.send(call, lab.server.url(call, redirect="self"))  # a relative redirect to itself
+
+    lab.drain()
+
+    assert lab.server.hits(call) == 4  # the link and 3 redirects (RECORDING_MAX_REDIRECTS)
+    state = lab.recording(call)
+    assert state["recording_status"] == "failed"
+    assert "redirects" in state["recording_error"]
+
+
+class ShortContext:
+    """A Lambda context with little time left: RECORDING_DEADLINE_MARGIN_SECONDS (20) + 1.5 s."""
+
+    def __init__(self) -> None:
+        self._end = time.monotonic() + 21.5
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self._end - time.monotonic()) * 1000)
+
+
+def test_a_copy_that_would_outlast_the_invocation_is_abandoned_and_retried(lab: RecordingsLab) -> None:
+    call = new_call("deadline")
+    # 12 MB at 2 MB/s: 6 s, far more than the 1.5 s left; the first 8 MiB part goes up before that ends.
+    lab.send(call, lab.server.url(call, size=12 * MB, rate=2 * MB))
+    sqs = lab.client("sqs")
+    messages = sqs.receive_message(QueueUrl=lab.queue_url, AttributeNames=["All"], WaitTimeSeconds=1)["Messages"]
+    event = {"Records": [lambda_record(m, lab.resource("RecordingsQueue", "Arn"), "us-east-1") for m in messages]}
+    consumer = RecordingsConsumer.from_env()  # the function's settings, from the running stack's environment
+
+    started = time.monotonic()
+    answer = consumer.handle(event, ShortContext())
+
+    assert time.monotonic() - started < 4
+    assert answer == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    state = lab.recording(call)
+    assert state["recording_status"] == "retrying"
+    assert "out of time" in state["recording_error"]
+    assert lab.versions(f"recordings/2024/05/01/{call}.") == []
+    assert lab.client("s3").list_multipart_uploads(Bucket=lab.bucket).get("Uploads", []) == []
+    lab.clear(lab.queue_url)

@@ -197,5 +197,5 @@ def test_plan_and_task_need_their_id() -> None:
         InfoCheckTaskFinished.model_validate({"plan_id": "p1", "status": "finished"}).facts()
     plan = TelemarketingPlanFinished.model_validate({"planId": 1234, "PlanStatus": "Cancelled"}).facts()
     assert (plan.entity_kind, plan.entity_id, plan.status) == ("PLAN", "1234", "Cancelled")
-    task = CollectionTaskFinished.model_validate({"taskID": "t7", "Round": "3", "task_status": "stopped"})
-    assert (task.facts().entity_id, task.round, task.facts().status) == ("t7", 3, "stopped")
+    task = CollectionTaskFinished.model_validate({"taskID": "t7", "Round": "third", "task_status": "stopped"})
+    assert (task.facts().entity_id, task.round, task.facts().status) == ("t7", "third", "stopped")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import TASK_ID, EventFacts, IdentifierMissing, Int, Text, WebhookModel, alias
+from .base import TASK_ID, EventFacts, IdentifierMissing, Text, WebhookModel, alias
 from .calls import PLAN_ID, CallFields, InfoCheckCallFields
 
 PRODUCTS = {
@@ -81,7 +81,8 @@ class CampaignTaskFinished(WebhookModel):
     task_id: Text = alias(*TASK_ID)
     task_name: Text = alias("task_name", "taskName", "TaskName")
     plan_id: Text = alias(*PLAN_ID)
-    round: Int = alias("round", "round_no", "roundNo", "Round", "round_index", "roundIndex")
+    # Which round of its plan (a number in our samples; kept as sent, since its form is not known).
+    round: Any = alias("round", "round_no", "roundNo", "Round", "round_index", "roundIndex")
     status: Text = alias("status", "task_status", "taskStatus", "TaskStatus", "state", "Status", "State")
     end_time: Any = alias(*FINISH_TIME)
 

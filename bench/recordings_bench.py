@@ -1,0 +1,143 @@
+"""Recording copies: peak memory and throughput of RecordingsFunction against plain boto3 uploads, side by
+side in one run (absolute numbers on this machine say little about Lambda; the ratios do).
+
+    .venv/bin/python bench/recordings_bench.py [--sizes-mib 10 200] [--repeat 1] [--json out.json]
+
+Everything runs against the local stack (template.yaml on moto) and the local recordings server. Each
+measurement is a fresh process (tools/recordings_probe.py) whose peak resident memory is /proc's VmHWM:
+  copier                  RecordingsFunction's handler: HTTP stream -> SHA-256 -> S3 (PutObject / parts)
+  upload_fileobj(http)    boto3 upload_fileobj(response.raw) of the same link: no hash, no checks
+  upload_fileobj(local)   boto3 upload_fileobj of the same bytes generated in the process: no HTTP
+upload_fileobj runs with boto3's defaults (8 MiB parts, 10 threads). Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+
+
+def _probe(args: list[str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "result.json"
+        completed = subprocess.run(
+            [sys.executable, "-m", "tools.recordings_probe", *args, "--result-file", str(out)],
+            cwd=REPO,
+            env=dict(os.environ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=600,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(completed.stderr.decode()[-3000:])
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--sizes-mib", type=int, nargs="+", default=[10, 200])
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (the median is shown)")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+
+    for folder in (REPO, REPO / "layers" / "ingest"):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO), str(REPO / "layers" / "ingest"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    from tools.recordings_testkit import RecordingsLab
+
+    rows: list[dict[str, Any]] = []
+    with RecordingsLab(parameters={"RecordingReadTimeoutSeconds": "30"}) as lab:
+        for size_mib in args.sizes_mib:
+            size = size_mib * MIB
+            runs: dict[str, list[dict[str, Any]]] = {
+                "copier": [],
+                "upload_fileobj(http)": [],
+                "upload_fileobj(local)": [],
+            }
+            for run in range(args.repeat):
+                seed = f"bench-{size_mib}-{run}-{time.monotonic_ns()}"
+                lab.send(seed, lab.server.url(seed, size=size))
+                report = _probe(["consume", "--queue-url", lab.queue_url])
+                if lab.recording(seed).get("recording_status") != "archived":
+                    raise RuntimeError(f"the copier did not archive {seed}: {report}")
+                runs["copier"].append(report)
+                runs["upload_fileobj(http)"].append(
+                    _probe(
+                        [
+                            "upload-fileobj",
+                            "--url",
+                            lab.server.url(seed, size=size),
+                            "--bucket",
+                            lab.bucket,
+                            "--key",
+                            f"bench/http/{seed}.wav",
+                        ]
+                    )
+                )
+                runs["upload_fileobj(local)"].append(
+                    _probe(
+                        [
+                            "upload-fileobj",
+                            "--seed",
+                            seed,
+                            "--size",
+                            str(size),
+                            "--bucket",
+                            lab.bucket,
+                            "--key",
+                            f"bench/local/{seed}.wav",
+                        ]
+                    )
+                )
+            for name, reports in runs.items():
+                seconds = statistics.median(float(r["seconds"]) for r in reports)
+                rows.append(
+                    {
+                        "size_mib": size_mib,
+                        "method": name,
+                        "peak_rss_mib": statistics.median(r["peak_rss_kb"] for r in reports) / 1024,
+                        "ready_rss_mib": statistics.median(r["ready_rss_kb"] for r in reports) / 1024,
+                        "seconds": seconds,
+                        "mib_per_s": size_mib / seconds if seconds else float("inf"),
+                    }
+                )
+
+    print(f"{'size':>8}  {'method':<22} {'peak RSS':>10} {'RSS ready':>10} {'over ready':>10} {'time':>8} {'MiB/s':>8}")
+    for row in rows:
+        print(
+            f"{row['size_mib']:>5} MiB  {row['method']:<22} {row['peak_rss_mib']:>6.1f} MiB {row['ready_rss_mib']:>6.1f} MiB"
+            f" {row['peak_rss_mib'] - row['ready_rss_mib']:>6.1f} MiB {row['seconds']:>6.2f} s {row['mib_per_s']:>8.1f}"
+        )
+    copier = {r["size_mib"]: r for r in rows if r["method"] == "copier"}
+    if len(copier) >= 2:
+        small, large = min(copier), max(copier)
+        growth = copier[large]["peak_rss_mib"] - copier[small]["peak_rss_mib"]
+        print(f"copier peak RSS, {large} MiB vs {small} MiB: {growth:+.1f} MiB")
+    for size_mib in sorted(copier):
+        plain = next(r for r in rows if r["size_mib"] == size_mib and r["method"] == "upload_fileobj(http)")
+        print(
+            f"{size_mib} MiB: copier throughput is {copier[size_mib]['mib_per_s'] / plain['mib_per_s']:.2f}x upload_fileobj(http)"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
