@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .apigw import WebhookRequest
 from .route_settings import RouteSettings
-from .secret_values import Fetch, SecretValues, fetch_with_powertools
+from .secret_values import Fetch, SecretValues, fetch_secret
 from .signing import decode_text
 
 SETTING = "PAYLOAD_DECRYPTION"
@@ -237,13 +237,13 @@ class PayloadDecryptor:
 class PayloadDecryption:
     """The decryption settings of every route, from PAYLOAD_DECRYPTION."""
 
-    def __init__(self, rules: RouteSettings[DecryptionRule], fetch: Fetch = fetch_with_powertools) -> None:
+    def __init__(self, rules: RouteSettings[DecryptionRule], fetch: Fetch = fetch_secret) -> None:
         self.rules = rules
         self._fetch = fetch
         self._decryptors: dict[DecryptionRule, PayloadDecryptor] = {}
 
     @classmethod
-    def from_json(cls, text: str | None, fetch: Fetch = fetch_with_powertools) -> PayloadDecryption:
+    def from_json(cls, text: str | None, fetch: Fetch = fetch_secret) -> PayloadDecryption:
         return cls(RouteSettings.parse(text, DecryptionRule, SETTING), fetch)
 
     def decryptor(self, webhook_type: str, route: str) -> PayloadDecryptor | None:

@@ -28,6 +28,7 @@ link itself (signed links hold credentials), nor anything about the person calle
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -35,6 +36,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -374,8 +376,11 @@ class RecordingRequest(BaseModel):
 
 class S3StreamUpload:
     """Bytes written in pieces become one object: a PutObject if they stay under a part, else a
-    multipart upload of parts of at least `part_size` bytes. Holds at most one part (plus the piece
-    being written) at a time."""
+    multipart upload of parts of at least `part_size` bytes.
+
+    One part at a time goes up in a background thread while the next one is written (read from the
+    recording server): the transfer takes about as long as the slower side, not the sum of both. The
+    part in the air is waited for before the next is assembled, so at most two parts are held."""
 
     def __init__(
         self,
@@ -397,7 +402,9 @@ class S3StreamUpload:
         self._pending_bytes = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
-        self.parts_uploaded = 0
+        self._submitted = 0
+        self._in_flight: Future[dict[str, Any]] | None = None
+        self._sender: ThreadPoolExecutor | None = None
 
     @property
     def multipart(self) -> bool:
@@ -417,8 +424,9 @@ class S3StreamUpload:
                 Bucket=self.bucket, Key=self.key, Body=body, ContentType=self.content_type, Metadata=self.metadata
             )
             return
-        if self._pending_bytes or not self._parts:
+        if self._pending_bytes or not self._submitted:
             self._upload_part()
+        self._wait_for_part()
         self._s3.complete_multipart_upload(
             Bucket=self.bucket,
             Key=self.key,
@@ -426,10 +434,15 @@ class S3StreamUpload:
             MultipartUpload={"Parts": self._parts},
         )
         self._upload_id = None
+        self._stop_sender()
 
     def abort(self) -> None:
         """Drop what was written (an open multipart upload is aborted); never raises."""
         self._pending.clear()
+        # The part's own failure, if it failed, is what is being cleaned up after.
+        with contextlib.suppress(Exception):
+            self._wait_for_part()
+        self._stop_sender()
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is None:
             return
@@ -445,21 +458,37 @@ class S3StreamUpload:
                 Bucket=self.bucket, Key=self.key, ContentType=self.content_type, Metadata=self.metadata
             )
             self._upload_id = answer["UploadId"]
-        number = len(self._parts) + 1
+        number = self._submitted + 1
         if number > S3_MAX_PARTS:
             raise _Permanent("failed", "recording needs more than 10,000 parts")
+        # First the previous part must be up (it raises here if it failed): then this one is assembled.
+        self._wait_for_part()
         body = b"".join(self._pending)
         self._pending.clear()
         self._pending_bytes = 0
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part")
+        self._in_flight = self._sender.submit(self._send_part, self._upload_id, number, body)
+        self._submitted = number
+
+    def _send_part(self, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
         answer = self._s3.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
+            Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=body
         )
-        del body
         part = {"PartNumber": number, "ETag": answer["ETag"]}
         # Checksums botocore added to the part must be repeated when completing the upload.
         part.update({k: v for k, v in answer.items() if k.startswith("Checksum") and k != "ChecksumType"})
-        self._parts.append(part)
-        self.parts_uploaded = number
+        return part
+
+    def _wait_for_part(self) -> None:
+        future, self._in_flight = self._in_flight, None
+        if future is not None:
+            self._parts.append(future.result())
+
+    def _stop_sender(self) -> None:
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.shutdown(wait=True)
 
 
 # ---------------------------------------------------------------------------------------------- copying

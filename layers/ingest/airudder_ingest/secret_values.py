@@ -1,19 +1,19 @@
-"""Values kept in Secrets Manager for the callback checks (signing secret, decryption key).
+"""Values kept in Secrets Manager: the webhook token, the signing secret, the decryption key.
 
-Read through Powertools Parameters (cached for `cache_seconds`), like the webhook token in auth.py,
-and in the same forms: plain text, a JSON list, or {"current": "...", "previous": "..."} so that a
-value can be rotated without a gap (both are tried). After a mismatch the secret may be read again
+Read through Powertools Parameters (cached for `cache_seconds`), in these forms: plain text, a JSON
+list, or {"current": "...", "previous": "..."} so that a value can be rotated without a gap (both are
+tried). After a mismatch the secret may be read again
 (rotation may just have happened), at most once per REFRESH_AFTER_MISMATCH_SECONDS.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .auth import accepted_tokens, fetch_secret
 from .errors import AuthUnavailable
 
 REFRESH_AFTER_MISMATCH_SECONDS = 30
@@ -21,8 +21,41 @@ REFRESH_AFTER_MISMATCH_SECONDS = 30
 Fetch = Callable[[str, int, bool], Any]
 
 
-def fetch_with_powertools(name: str, max_age: int, force: bool) -> Any:
-    return fetch_secret(name, max_age, force)
+def accepted_tokens(secret_value: Any) -> tuple[str, ...]:
+    """The token values a secret accepts: a JSON object's `current`/`previous`, a list, or plain text."""
+    if isinstance(secret_value, bytes):
+        secret_value = secret_value.decode()
+    if isinstance(secret_value, str):
+        text = secret_value.strip()
+        try:
+            secret_value = json.loads(text)
+        except ValueError:
+            return (text,) if text else ()
+    if isinstance(secret_value, Mapping):
+        values: list[Any] = [secret_value.get("current"), secret_value.get("previous")]
+    elif isinstance(secret_value, list):
+        values = secret_value
+    else:
+        values = [secret_value]
+    return tuple(v for v in values if isinstance(v, str) and v)
+
+
+_providers: dict[int, Any] = {}
+
+
+def fetch_secret(name: str, max_age: int, force: bool) -> Any:
+    """A secret's value through Powertools Parameters, cached for `max_age` seconds."""
+    from . import aws
+
+    client = aws.client("secretsmanager")
+    provider = _providers.get(id(client))
+    if provider is None:
+        # Imported on first use. The provider is bound to our client (timeouts, endpoint) rather than
+        # Powertools' default one, so that it follows aws.reset_clients().
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        provider = _providers[id(client)] = SecretsProvider(boto3_client=client)
+    return provider.get(name, max_age=max_age, force_fetch=force)
 
 
 class SecretValues:
@@ -31,7 +64,7 @@ class SecretValues:
         name: str,
         purpose: str,
         cache_seconds: int = 300,
-        fetch: Fetch = fetch_with_powertools,
+        fetch: Fetch = fetch_secret,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .apigw import WebhookRequest
 from .errors import Unauthorized
 from .route_settings import RouteSettings
-from .secret_values import Fetch, SecretValues, fetch_with_powertools
+from .secret_values import Fetch, SecretValues, fetch_secret
 
 SETTING = "SIGNATURE_VERIFICATION"
 DEFAULT_HEADER = "X-AIRudder-Sign"
@@ -135,13 +135,13 @@ class HmacSha256Verifier:
 class SignatureVerification:
     """The signature checks of every route, from SIGNATURE_VERIFICATION."""
 
-    def __init__(self, rules: RouteSettings[SignatureRule], fetch: Fetch = fetch_with_powertools) -> None:
+    def __init__(self, rules: RouteSettings[SignatureRule], fetch: Fetch = fetch_secret) -> None:
         self.rules = rules
         self._fetch = fetch
         self._verifiers: dict[SignatureRule, HmacSha256Verifier] = {}
 
     @classmethod
-    def from_json(cls, text: str | None, fetch: Fetch = fetch_with_powertools) -> SignatureVerification:
+    def from_json(cls, text: str | None, fetch: Fetch = fetch_secret) -> SignatureVerification:
         return cls(RouteSettings.parse(text, SignatureRule, SETTING), fetch)
 
     def verifier(self, webhook_type: str, route: str) -> HmacSha256Verifier | None:
