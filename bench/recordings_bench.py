@@ -31,7 +31,7 @@ MIB = 1024 * 1024
 def _probe(args: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "result.json"
-        completed = subprocess.run(
+        completed = subprocess.run(  # noqa: S603 - this interpreter, our own module and arguments
             [sys.executable, "-m", "tools.recordings_probe", *args, "--result-file", str(out)],
             cwd=REPO,
             env=dict(os.environ),
@@ -121,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'size':>8}  {'method':<22} {'peak RSS':>10} {'RSS ready':>10} {'over ready':>10} {'time':>8} {'MiB/s':>8}")
     for row in rows:
         print(
-            f"{row['size_mib']:>5} MiB  {row['method']:<22} {row['peak_rss_mib']:>6.1f} MiB {row['ready_rss_mib']:>6.1f} MiB"
-            f" {row['peak_rss_mib'] - row['ready_rss_mib']:>6.1f} MiB {row['seconds']:>6.2f} s {row['mib_per_s']:>8.1f}"
+            f"{row['size_mib']:>5} MiB  {row['method']:<22} {row['peak_rss_mib']:>6.1f} MiB"
+            f" {row['ready_rss_mib']:>6.1f} MiB {row['peak_rss_mib'] - row['ready_rss_mib']:>6.1f} MiB"
+            f" {row['seconds']:>6.2f} s {row['mib_per_s']:>8.1f}"
         )
     copier = {r["size_mib"]: r for r in rows if r["method"] == "copier"}
     if len(copier) >= 2:
@@ -131,9 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"copier peak RSS, {large} MiB vs {small} MiB: {growth:+.1f} MiB")
     for size_mib in sorted(copier):
         plain = next(r for r in rows if r["size_mib"] == size_mib and r["method"] == "upload_fileobj(http)")
-        print(
-            f"{size_mib} MiB: copier throughput is {copier[size_mib]['mib_per_s'] / plain['mib_per_s']:.2f}x upload_fileobj(http)"
-        )
+        ratio = copier[size_mib]["mib_per_s"] / plain["mib_per_s"]
+        print(f"{size_mib} MiB: copier throughput is {ratio:.2f}x upload_fileobj(http)")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0

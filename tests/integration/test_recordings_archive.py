@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[RecordingsLab]:
-    with RecordingsLab() as running:
+    # With the fault proxy between the function and moto, so that AWS calls can be made to fail.
+    with RecordingsLab(with_fault_proxy=True) as running:
         yield running
 
 
@@ -35,6 +36,8 @@ def lab() -> Iterator[RecordingsLab]:
 def _empty_queues(lab: RecordingsLab) -> Iterator[None]:
     yield
     # Whatever a test left behind must not reach the next one.
+    if lab.running.faults is not None:
+        lab.running.faults.clear()
     lab.clear(lab.queue_url)
     lab.clear(lab.dlq_url)
 
@@ -394,3 +397,20 @@ def test_a_copy_that_would_outlast_the_invocation_is_abandoned_and_retried(lab: 
     assert lab.versions(f"recordings/2024/05/01/{call}.") == []
     assert lab.client("s3").list_multipart_uploads(Bucket=lab.bucket).get("Uploads", []) == []
     lab.clear(lab.queue_url)
+
+
+def test_a_failed_state_write_is_retried_and_the_recording_archived(lab: RecordingsLab) -> None:
+    faults = lab.running.faults
+    assert faults is not None
+    call = new_call("ddb-down")
+    lab.send(call, lab.server.url(call, size=10_000))
+    # The "archived" write fails on all 3 tries of the SDK (AWS_MAX_ATTEMPTS); the next write works.
+    faults.fail("dynamodb", "UpdateItem", times=3)
+
+    batches = lab.drain()
+
+    assert [len(b.failed) for b in batches] == [1, 0]
+    state = lab.recording(call)
+    assert state["recording_status"] == "archived"
+    assert state["recording_attempts"] == 2
+    assert lab.object_sha256(state["recording_s3_key"])[0] == expected_sha256(call, 10_000)

@@ -288,11 +288,30 @@ class PageScheme:
         max_pages: int,
     ) -> Iterator[dict[str, Any]]:
         """Yield every record of a listing; `fetch(paging_params)` returns one answer's `data`."""
-        seen = 0
-        for n in range(max_pages):
-            data = fetch(self.params(self.first_page + n, page_size))
-            items = self.items(data)
+        for _page, items in self.pages(fetch, page_size, max_pages):
             yield from items
+
+    def pages(
+        self,
+        fetch: Callable[[dict[str, int]], Any],
+        page_size: int,
+        max_pages: int,
+        *,
+        start_page: int | None = None,
+        already_seen: int = 0,
+    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """Yield (page number, records) of a listing, one page per fetch, fetched only when asked for.
+
+        A listing read partly before can be resumed: `start_page` is the first page to fetch and
+        `already_seen` the number of records the pages before it held (so that `total` still ends it).
+        """
+        first = self.first_page if start_page is None else start_page
+        seen = already_seen
+        for n in range(max_pages):
+            page = first + n
+            data = fetch(self.params(page, page_size))
+            items = self.items(data)
+            yield page, items
             seen += len(items)
             total = self.total(data)
             if not items or isinstance(data, list):  # empty, or an unpaged answer: nothing more
@@ -444,6 +463,35 @@ class AirudderClient:
             }
         )
         return self._paged("task_detail", "POST", self.settings.task_detail_path, params)
+
+    def task_detail_pages(
+        self,
+        task_id: str,
+        *,
+        workflow_id: str | None = None,
+        start: dt.datetime | str | int | float | None = None,
+        end: dt.datetime | str | int | float | None = None,
+        start_page: int | None = None,
+        already_seen: int = 0,
+    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """The call records of one outbound task page by page, as (page number, records): a caller
+        that must stop part-way (the scheduled sync) can resume at a page (see PageScheme.pages)."""
+        params = self._drop_none(
+            {
+                "task_id": task_id,
+                "workflow_id": workflow_id,
+                "start_time": self._time(start),
+                "end_time": self._time(end),
+            }
+        )
+        path = self.settings.task_detail_path
+
+        def fetch(paging: dict[str, int]) -> Any:
+            return self._call("task_detail", "POST", path, {**params, **paging})
+
+        return self.page_scheme.pages(
+            fetch, self.settings.page_size, self.settings.max_pages, start_page=start_page, already_seen=already_seen
+        )
 
     def call_info(self, call_id: str) -> dict[str, Any]:
         """One call's information and recording link."""

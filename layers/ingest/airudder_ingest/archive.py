@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 RAW_PREFIX = "raw"
 QUARANTINE_PREFIX = "quarantine"
 ENVELOPE_VERSION = 1
@@ -91,3 +93,25 @@ class RawArchive:
     def get(self, key: str) -> dict[str, Any]:
         answer = self._s3.get_object(Bucket=self.bucket, Key=key)
         return json.loads(answer["Body"].read())
+
+    def put_new(self, key: str, envelope: Envelope) -> bool:
+        """Write unless an object is already at `key` (S3 conditional write, If-None-Match: *).
+
+        False when one was there (or another conditional write to the key was under way): the
+        scheduled sync uses this so that it never replaces a webhook's envelope, which holds the body
+        byte for byte as AIRUDDER sent it."""
+        try:
+            self._s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=envelope.to_json_line(),
+                ContentType="application/json",
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if error.get("Code") in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+                return False
+            raise
+        return True

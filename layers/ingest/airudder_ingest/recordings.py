@@ -535,6 +535,14 @@ class RecordingCopier:
     ) -> CopyResult:
         """Archive the call's recording unless it already is. Permanent outcomes (refused, expired,
         missing, failed) are recorded and returned; RetryableCopyError is raised for the others."""
+        try:
+            return self._copy_unless_archived(request, deadline=deadline, fallback_day=fallback_day, attempt=attempt)
+        except (ClientError, BotoCoreError) as exc:  # DynamoDB (S3 errors are handled while streaming)
+            raise RetryableCopyError(f"storage error ({_aws_error(exc)})") from None
+
+    def _copy_unless_archived(
+        self, request: RecordingRequest, *, deadline: float | None, fallback_day: datetime | None, attempt: int
+    ) -> CopyResult:
         call_id = request.call_id
         state = self.store.recording_state(call_id)
         if state.get("recording_status") == "archived":

@@ -5,6 +5,7 @@ Items of the single table:
   event        pk=EV#<event id>            sk=EV      one per distinct event, written once
   state        pk=<KIND>#<entity id>       sk=STATE   the newest known state of a call, case, task...
   quarantine   pk=Q#<sha256 of the body>   sk=Q       a delivery kept but not ingested
+  sync         pk=SYNC#<job>               sk=SYNC    a scheduled sync's watermark, cursor and lease
 
 Indexes (sparse; an item appears in an index only when it has the index's key):
 
@@ -13,7 +14,7 @@ Indexes (sparse; an item appears in an index only when it has the index's key):
   ByCase      case_key=CASE#<id>, gsk       events about one case
   ByDay       day_key=DAY#<day>#<shard>, day_sort=<type>#<time>#<id>   export of a day
   ByWorkflow  wf_key=WF#<id>#<shard>, member=<entity key>   states inside one workflow
-  ByTask      task_key=DTASK#<id>#<shard>, member           states inside one dialer task
+  ByTask      task_key=TASK#<id>#<shard>, member            states inside one task (dialer, campaign, WABA)
 
 `gsk` is <event time>#<event id>, so every time-ordered index sorts the same way.
 """
@@ -206,7 +207,7 @@ class EventStore:
             "data": rec.data if len(rec.data.encode()) <= MAX_INLINE_DATA_BYTES else None,
             "member": rec.entity,
             "wf_key": f"WF#{rec.workflow_id}#{shard}" if rec.workflow_id else None,
-            "task_key": f"DTASK#{rec.task_id}#{shard}" if rec.task_id else None,
+            "task_key": f"TASK#{rec.task_id}#{shard}" if rec.task_id else None,
         }
         # Absent values are left alone: a later event that omits a known id must not erase it.
         present = {k: v for k, v in fields.items() if v is not None}
@@ -329,7 +330,7 @@ class EventStore:
     def task_members(self, task_id: str) -> Iterator[dict[str, Any]]:
         """States of a dialer task and of every call and agent filed under it."""
         for shard in range(self.parent_shards):
-            yield from self._query("ByTask", "task_key = :k", {":k": f"DTASK#{task_id}#{shard}"})
+            yield from self._query("ByTask", "task_key = :k", {":k": f"TASK#{task_id}#{shard}"})
 
     def _timeline(
         self,
@@ -432,6 +433,114 @@ class EventStore:
             raise
         return True
 
+    # ------------------------------------------------------------------ scheduled sync (watermark, cursor, lease)
+
+    def acquire_sync_lease(self, job: str, owner: str, *, now_ms: int, until_ms: int) -> dict[str, Any] | None:
+        """Take the lease of a sync job, unless another run holds one that has not expired.
+
+        One conditional write on the job's item (pk SYNC#<job>, sk SYNC): it succeeds when nobody
+        holds the lease, when the holder's `lease_until` (epoch ms) has passed, or when `owner` holds
+        it already. Returns the item (watermark, cursor, ...) on success, None when the lease is held."""
+        names = {"#item_type": "item_type", "#owner": "lease_owner", "#until": "lease_until", "#at": "lease_taken_at"}
+        values = {":item_type": "sync", ":owner": owner, ":until": until_ms, ":now": now_ms, ":at": _now_iso()}
+        try:
+            answer = self._ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_item(_sync_key(job)),
+                UpdateExpression="SET #item_type = :item_type, #owner = :owner, #until = :until, #at = :at",
+                ConditionExpression="attribute_not_exists(#owner) OR #until < :now OR #owner = :owner",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_item(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None
+            raise
+        return _from_item(answer.get("Attributes") or {})
+
+    def save_sync_progress(
+        self,
+        job: str,
+        owner: str,
+        *,
+        watermark: str | None = None,
+        cursor: str | None = None,
+        until_ms: int | None = None,
+        release: bool = False,
+        **summary: Any,
+    ) -> bool:
+        """Record how far a sync job got; written only while `owner` holds the lease (fenced).
+
+        `watermark`: the time up to which everything has been fetched (None: left as it is);
+        `cursor`: where an unfinished window stopped (None: removed); `until_ms` extends the lease;
+        `release` gives the lease up in the same write; `summary` adds plain attributes (last run's
+        counts). Returns False when the lease is no longer ours: the caller must stop writing."""
+        sets: dict[str, Any] = {**summary, "updated_at": _now_iso(), "watermark": watermark, "cursor": cursor}
+        if until_ms is not None and not release:
+            sets["lease_until"] = until_ms
+        present = {k: v for k, v in sets.items() if v is not None}
+        removed = (["cursor"] if cursor is None else []) + (["lease_owner", "lease_until"] if release else [])
+        names = {f"#{k}": k for k in [*present, *removed, "lease_owner"]}
+        update = "SET " + ", ".join(f"#{k} = :{k}" for k in present)
+        if removed:
+            update += " REMOVE " + ", ".join(f"#{k}" for k in removed)
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_item(_sync_key(job)),
+                UpdateExpression=update,
+                ConditionExpression="#lease_owner = :lease_owner_now",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_item(
+                    {**{f":{k}": v for k, v in present.items()}, ":lease_owner_now": owner}
+                ),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def set_sync_watermark(self, job: str, watermark: str, *, now_ms: int) -> bool:
+        """Set a sync job's watermark and drop its cursor (an operator's "start from here"), unless a
+        run holds the lease. Returns False when one does."""
+        try:
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_item(_sync_key(job)),
+                UpdateExpression="SET #item_type = :item_type, #watermark = :watermark, #at = :at REMOVE #cursor",
+                ConditionExpression="attribute_not_exists(#owner) OR #until < :now",
+                ExpressionAttributeNames={
+                    "#item_type": "item_type",
+                    "#watermark": "watermark",
+                    "#at": "updated_at",
+                    "#cursor": "cursor",
+                    "#owner": "lease_owner",
+                    "#until": "lease_until",
+                },
+                ExpressionAttributeValues=_to_item(
+                    {":item_type": "sync", ":watermark": watermark, ":at": _now_iso(), ":now": now_ms}
+                ),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get_sync_state(self, job: str) -> dict[str, Any] | None:
+        """A sync job's item: watermark, cursor, lease holder and the last run's summary."""
+        key = _sync_key(job)
+        answer = self._ddb.get_item(TableName=self.table_name, Key=_to_item(key), ConsistentRead=True)
+        item = answer.get("Item")
+        return _from_item(item) if item else None
+
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _sync_key(job: str) -> dict[str, str]:
+    """Key of a scheduled sync job's bookkeeping item (not an event or entity: in no index)."""
+    return {"pk": f"SYNC#{job}", "sk": "SYNC"}
