@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -522,6 +522,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self._drain()
             request_id = uuid.uuid4().hex.upper()[:16]
             headers, payload = _error_response(service, operation, protocol, rule, request_id)
+            # Logged before answering, so a client that reads the log after its call finds it there.
+            proxy.record(Call(service, operation, self.command, path, rule.status, True, resource, time.time()))
             self.send_response(rule.status)
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -529,7 +531,6 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
-            proxy.record(Call(service, operation, self.command, path, rule.status, True, resource, time.time()))
             return
         if rule is not None:
             time.sleep(rule.delay)
@@ -538,10 +539,20 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 _reset(self.connection)
                 proxy.record(Call(service, operation, self.command, path, 0, True, resource, time.time()))
                 return
-        status = self._forward(body, length, chunked)
-        proxy.record(Call(service, operation, self.command, path, status, False, resource, time.time()))
+        self._forward(
+            body,
+            length,
+            chunked,
+            lambda status: proxy.record(
+                Call(service, operation, self.command, path, status, False, resource, time.time())
+            ),
+        )
 
-    def _forward(self, body: bytes | None, length: int | None, chunked: bool) -> int:
+    def _forward(
+        self, body: bytes | None, length: int | None, chunked: bool, record: Callable[[int], None]
+    ) -> int:
+        """Send the request on to moto and relay the answer; `record` logs the call before the
+        answer is relayed."""
         proxy = self.server.proxy
         upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=proxy.timeout)
         try:
@@ -568,12 +579,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if body is None:
                 self.close_connection = True
             payload = b'{"message":"fault proxy: upstream unreachable"}'
+            record(502)
             self.send_response(502)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
             return 502
+        record(response.status)
         try:
             self._relay(response)
         finally:
