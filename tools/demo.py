@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +22,14 @@ import requests
 
 from tools.apigw_events import ROUTE_PREFIX, sample_files
 from tools.local_stack import LocalStack
+from tools.recordings_server import RecordingsServer
 from tools.serve import describe
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 COUNTERS = ("received", "stored", "duplicates", "quarantined", "rejected")
+# The samples' recording links point at AIRUDDER; the demo serves them from a local recordings server.
+SAMPLE_RECORDING = re.compile(r"https://recordings\.airudder\.com/[^\"]*/([0-9a-fA-F]+)\.wav")
+DEMO_RECORDING_BYTES = 256 * 1024
 
 
 @dataclass
@@ -45,9 +51,11 @@ def reordered(body: Any) -> bytes:
 
 
 class Demo:
-    def __init__(self, stack: LocalStack, out: TextIO) -> None:
+    def __init__(self, stack: LocalStack, out: TextIO, recordings: RecordingsServer | None = None) -> None:
         self.stack = stack
         self.out = out
+        self.recordings = recordings
+        self.recorded_calls: set[str] = set()
         self.session = requests.Session()
         self.by_type: dict[str, TypeSummary] = defaultdict(TypeSummary)
         from airudder_ingest.store import EventStore
@@ -69,7 +77,10 @@ class Demo:
         reply = answer.json() if answer.status_code != 200 else {}
         quarantine_id = reply.get("quarantine_id")
         if event_id:
-            webhook_type = str((self.store.get_event(event_id) or {}).get("webhook_type", "?"))
+            event = self.store.get_event(event_id) or {}
+            webhook_type = str(event.get("webhook_type", "?"))
+            if event.get("recording_url") and event.get("call_id"):
+                self.recorded_calls.add(str(event["call_id"]))
         elif quarantine_id:
             webhook_type = str((self.store.get_quarantine(quarantine_id) or {}).get("webhook_type", "?"))
         else:
@@ -93,7 +104,7 @@ class Demo:
         for sample in sample_files(EVENTS):
             relative = sample.relative_to(EVENTS)
             path = ROUTE_PREFIX + "/".join(relative.parent.parts)
-            raw = sample.read_bytes()
+            raw = self.local_links(sample.read_bytes())
             self.post(path, raw, relative.as_posix())
             self.post(path, reordered(json.loads(raw)), relative.as_posix() + " (redelivery)")
         self.out.write("\nAnd three deliveries that must not be ingested:\n")
@@ -101,6 +112,37 @@ class Demo:
         self.post(dialer, b'{"pds": {}}', "wrong token -> 401, stored nowhere", token="not-the-token")
         self.post(dialer, b'{"workflow_id": "w", "pds": ', "not JSON -> 400, quarantined")
         self.post(dialer, b'{"workflow_id": "w", "pds": "ContactStatus"}', "not a dialer push -> 400, quarantined")
+
+    def local_links(self, raw: bytes) -> bytes:
+        """The sample with its recording links moved to the local recordings server."""
+        if self.recordings is None:
+            return raw
+        base = self.recordings.base_url
+        return SAMPLE_RECORDING.sub(
+            lambda m: f"{base}/audio/{m.group(1)}.wav?size={DEMO_RECORDING_BYTES}", raw.decode()
+        ).encode()
+
+    def wait_for_recordings(self, seconds: float = 60.0) -> dict[str, dict[str, Any]]:
+        """The recording state of every call that had a link, once each is settled (or time is up)."""
+        deadline = time.monotonic() + seconds
+        states: dict[str, dict[str, Any]] = {}
+        while True:
+            states = {call: self.store.recording_state(call) for call in sorted(self.recorded_calls)}
+            settled = all(s.get("recording_status") not in (None, "retrying") for s in states.values())
+            if settled or time.monotonic() > deadline:
+                return states
+            time.sleep(0.5)
+
+    def recordings_summary(self) -> None:
+        states = self.wait_for_recordings()
+        archived = [c for c, s in states.items() if s.get("recording_status") == "archived"]
+        self.out.write(f"\nRecordings: {len(archived)} of {len(states)} linked recordings archived\n")
+        for call, state in states.items():
+            self.out.write(
+                f"  call {call}: {state.get('recording_status', 'not yet')}"
+                f"  s3://{self.bucket}/{state.get('recording_s3_key', '-')}"
+                f"  {state.get('recording_size', '-')} bytes  sha256 {str(state.get('recording_sha256', '-'))[:16]}…\n"
+            )
 
     def summary(self) -> None:
         out = self.out
@@ -132,11 +174,15 @@ class Demo:
                 out.write(f"           s3://{self.bucket}/{kept.get('archive_key')}\n")
         if self.stack.faults is not None:
             stored = sum(s.counts["stored"] + s.counts["duplicates"] for s in self.by_type.values())
-            puts = self.stack.faults.count("s3", "PutObject")
-            writes = self.stack.faults.count("dynamodb", "PutItem") + self.stack.faults.count("dynamodb", "UpdateItem")
+            # Only the archive's own PUTs: the recordings consumer writes under recordings/ meanwhile.
+            puts = sum(
+                1
+                for call in self.stack.faults.calls("s3", "PutObject")
+                if "/raw/" in call.path or "/quarantine/" in call.path
+            )
             out.write(
-                f"\nAWS calls made by the functions: {puts} S3 PUTs and {writes} DynamoDB writes for"
-                f" {stored} accepted and {totals['quarantined']} quarantined deliveries.\n"
+                f"\nS3 archive PUTs made by the webhook functions: {puts} for {stored} accepted and"
+                f" {totals['quarantined']} quarantined deliveries (one each).\n"
             )
 
 
@@ -148,16 +194,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--verbose", action="store_true", help="show the functions' JSON logs and metrics")
     args = parser.parse_args(argv)
-    with LocalStack(moto_port=args.moto_port, gateway_port=args.port) as stack:
+    with (
+        RecordingsServer() as recordings,
+        LocalStack(moto_port=args.moto_port, gateway_port=args.port, with_recordings_consumer=True) as stack,
+    ):
         if not args.verbose:
             # Set after the stack applied the template's variables, before the first invocation imports
             # the handlers: the summary below says what the logs would.
             os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
             os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         describe(stack)
-        demo = Demo(stack, sys.stdout)
+        demo = Demo(stack, sys.stdout, recordings)
         demo.run()
         demo.summary()
+        demo.recordings_summary()
     sys.stdout.write("\nDemo done; the local stack is stopped.\n")
     return 0
 
