@@ -99,7 +99,7 @@ lint-cfn: $(VENV)/.stamp $(EXPANDED)
 $(EXPANDED): template.yaml tools/expand_sam.py $(VENV_SAM)/.stamp
 	$(VENV_SAM)/bin/python tools/expand_sam.py template.yaml -o $@
 
-## checkov on the SAM-expanded template; skipped checks and their reasons: .checkov.yaml, docs/checkov-skips.md.
+## checkov on the SAM-expanded template; skipped checks and their reasons: .checkov.yaml and README ("checkov").
 checkov: $(VENV_CHECKOV)/.stamp $(EXPANDED)
 	$(CHECKOV) --config-file .checkov.yaml --file $(EXPANDED)
 
