@@ -9,9 +9,11 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: demo serve test test-unit test-integration lint bench drills build validate events redrive clean
 
-$(VENV)/.stamp: requirements.txt requirements-dev.txt
+$(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_QUIET) -r requirements-dev.txt 2>&1 | grep -v "^WARNING: Location" || true
+	@# The project itself, editable: the airudder_ingest package and the airudder-data command.
+	set -o pipefail; $(PY) -m pip install $(PIP_QUIET) --no-deps -e . $(PIP_FILTER)
 	$(PY) -c "import boto3, moto, pydantic, aws_lambda_powertools, pytest"
 	touch $@
 

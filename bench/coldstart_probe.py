@@ -87,7 +87,7 @@ def run_handler(event_file: str, capture_file: str | None, layer_dir: str | None
         boto3.DEFAULT_SESSION.events.register("provide-client-params", record)
     # Lambda's order: the function's code first, then the layer (/opt/python).
     sys.path[:0] = [str(CODE_DIR), layer_dir or str(LAYER_DIR)]
-    import app  # type: ignore[import-not-found]  # noqa: PLC0415 - the deployed handler file
+    import app
 
     initialised = time.perf_counter()
     answer = app.lambda_handler(event, ProbeContext())
@@ -136,10 +136,8 @@ def main() -> int:
     parser.add_argument("--layer", help="the layer's /opt/python (default: layers/ingest)")
     parser.add_argument("--result-file", required=True)
     args = parser.parse_args()
-    if args.mode == "handler":
-        result = run_handler(args.event, args.capture, args.layer)
-    else:
-        result = run_baseline(args.calls)
+    handler = args.mode == "handler"
+    result = run_handler(args.event, args.capture, args.layer) if handler else run_baseline(args.calls)
     Path(args.result_file).write_text(json.dumps(result))
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import compileall
 import importlib.metadata as metadata
+import py_compile
 import re
 import shutil
 from pathlib import Path
@@ -85,6 +86,6 @@ def compile_layer(folder: Path) -> bool:
             str(folder),
             quiet=1,
             workers=1,
-            invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         )
     )

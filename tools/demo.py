@@ -2,7 +2,9 @@
 
 Starts what `make serve` starts, posts every sample body of events/ twice (the second time with its
 keys reordered and re-indented, as a redelivery), adds a delivery with a wrong token and a malformed
-one, then prints what each webhook type left in DynamoDB and S3, and stops.
+one, then prints what each webhook type left in DynamoDB and S3. Last, the scheduled sync
+(tools/sync_demo.py): a simulated AIRUDDER tenant pushes its call webhooks with some dropped, the sync
+runs, and every call is checked in DynamoDB. Then it stops.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tools.apigw_events import ROUTE_PREFIX, sample_files
 from tools.local_stack import LocalStack
 from tools.recordings_server import RecordingsServer
 from tools.serve import describe
+from tools.sync_demo import run_sync_demo
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 COUNTERS = ("received", "stored", "duplicates", "quarantined", "rejected")
@@ -208,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         demo.run()
         demo.summary()
         demo.recordings_summary()
+        run_sync_demo(stack, sys.stdout)
     sys.stdout.write("\nDemo done; the local stack is stopped.\n")
     return 0
 

@@ -410,6 +410,9 @@ def _error_response(
 
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Answers go out as headers, then body: with Nagle on, each AWS call through the proxy would wait
+    # for the client's delayed ACK (tens of ms per call on Linux loopback).
+    disable_nagle_algorithm = True
     server: _ProxyServer
 
     def log_message(self, format: str, *args: Any) -> None:

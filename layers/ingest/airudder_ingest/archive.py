@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +24,21 @@ ENVELOPE_VERSION = 1
 KEPT_HEADERS = ("content-type", "content-encoding", "user-agent", "x-airudder-sign")
 
 
+def partition_prefix(area: str, webhook_type: str, day: str) -> str:
+    """The folder of one webhook type and day under `area` (RAW_PREFIX or QUARANTINE_PREFIX)."""
+    return f"{area}/type={webhook_type}/dt={day}/"
+
+
 def raw_key(webhook_type: str, day: str, event_id: str) -> str:
-    return f"{RAW_PREFIX}/type={webhook_type}/dt={day}/{event_id}.json"
+    return f"{partition_prefix(RAW_PREFIX, webhook_type, day)}{event_id}.json"
 
 
 def quarantine_key(webhook_type: str, day: str, digest: str) -> str:
-    return f"{QUARANTINE_PREFIX}/type={webhook_type}/dt={day}/{digest}.json"
+    return f"{partition_prefix(QUARANTINE_PREFIX, webhook_type, day)}{digest}.json"
+
+
+def is_quarantine_key(key: str) -> bool:
+    return key.startswith(f"{QUARANTINE_PREFIX}/")
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,8 @@ class Envelope:
     event_id: str | None = None
     event_time: str | None = None
     reason: str | None = None
+    # Sync only: the keys the pulled record had on top of `body` (the webhook body it stands for).
+    pull_only: Mapping[str, Any] | None = None
 
     def to_json_line(self) -> bytes:
         try:
@@ -73,6 +84,8 @@ class Envelope:
         }
         if self.reason is not None:
             record["reason"] = self.reason
+        if self.pull_only is not None:
+            record["pull_only"] = dict(self.pull_only)
         return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
@@ -115,3 +128,27 @@ class RawArchive:
                 return False
             raise
         return True
+
+    # ------------------------------------------------------------------ reading back (CLI: replay)
+
+    def webhook_types(self, area: str = RAW_PREFIX) -> list[str]:
+        """The webhook types that have at least one object under `area`."""
+        prefix = f"{area}/type="
+        found: list[str] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+        ):
+            for common in page.get("CommonPrefixes") or []:
+                found.append(common["Prefix"][len(prefix) :].rstrip("/"))
+        return found
+
+    def day_keys(self, day: str, webhook_type: str | None = None, area: str = RAW_PREFIX) -> Iterator[str]:
+        """Keys of the objects of one day (the `dt=` partition) under `area`, type after type."""
+        for kind in [webhook_type] if webhook_type else self.webhook_types(area):
+            pages = self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=partition_prefix(area, kind, day)
+            )
+            for page in pages:
+                for obj in page.get("Contents") or []:
+                    if obj["Key"].endswith(".json"):
+                        yield obj["Key"]

@@ -536,6 +536,25 @@ class EventStore:
         item = answer.get("Item")
         return _from_item(item) if item else None
 
+    # ------------------------------------------------------------------ reads for the CLI (query, export, replay)
+
+    def state_is_current(self, rec: EventRecord) -> bool:
+        """True when the entity's state already holds this event or a newer one, in apply_state's
+        order (time, then event id): applying `rec` again would change nothing. A replay uses it to
+        leave unchanged data untouched."""
+        if rec.entity_kind in STATELESS_KINDS:
+            return True
+        state = self._get(rec.entity, STATE_SK)
+        if not state or "last_event_time" not in state:
+            return False
+        return (str(state["last_event_time"]), str(state.get("last_event_id") or "")) >= (rec.event_time, rec.event_id)
+
+    @staticmethod
+    def quarantine_id(item: Mapping[str, Any]) -> str | None:
+        """The id (body digest) of a quarantined delivery's item, as get_quarantine takes it."""
+        pk = str(item.get("pk") or "")
+        return pk[2:] if item.get("item_type") == "quarantine" and pk.startswith("Q#") else None
+
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -26,6 +26,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -116,36 +117,41 @@ class RecordMapping:
         try:
             return Converted(body, self.model.model_validate(body).facts(), matched=True)
         except (ValidationError, IdentifierMissing):
-            # Names neither a call nor a case: kept whole (pull-only keys and all), as its own entity.
+            # Names neither a call nor a case: kept whole (pull-only keys and all), as its own entity,
+            # with the ids of the workflow and task it came from.
             when = next((record.get(k) for k in ("end_time", "update_time", "start_time") if record.get(k)), None)
-            return Converted(dict(record), EventFacts("DELIVERY", None, event_time=when), matched=False)
+            ids = {k: _text_id(record.get(k)) for k in ("workflow_id", "nodetask_id", "task_id")}
+            return Converted(dict(record), EventFacts("DELIVERY", None, event_time=when, **ids), matched=False)
 
 
 # --- settings ------------------------------------------------------------------------------------------
 
 
 class SyncSettings(BaseModel):
-    """Settings of the sync, read from the environment (`from_env`; each alias is its variable)."""
+    """Settings of the sync, read from the environment (`from_env`) or given by field name; each
+    setting's environment variable is its `validation_alias`."""
 
     model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
 
     # Secrets Manager secret holding {"APPKey": "...", "APPSecret": "..."}.
-    api_secret_name: str = Field(default="", alias="AIRUDDER_API_SECRET")
-    secret_cache_seconds: int = Field(default=300, alias="AIRUDDER_API_SECRET_CACHE_SECONDS", ge=0)
+    api_secret_name: str = Field(default="", validation_alias="AIRUDDER_API_SECRET")
+    secret_cache_seconds: int = Field(default=300, validation_alias="AIRUDDER_API_SECRET_CACHE_SECONDS", ge=0)
     # Name of the job's bookkeeping item (watermark, cursor, lease): one per independent sync.
-    job: str = Field(default="workflow-calls", alias="SYNC_JOB", min_length=1)
+    job: str = Field(default="workflow-calls", validation_alias="SYNC_JOB", min_length=1)
     # Each run starts this far before the watermark: records AIRUDDER files late or with a skewed clock.
-    overlap_seconds: int = Field(default=300, alias="SYNC_OVERLAP_SECONDS", ge=0)
+    overlap_seconds: int = Field(default=300, validation_alias="SYNC_OVERLAP_SECONDS", ge=0)
     # How far back the very first run (no watermark yet) reaches.
-    initial_lookback_hours: float = Field(default=24.0, alias="SYNC_INITIAL_LOOKBACK_HOURS", gt=0)
+    initial_lookback_hours: float = Field(default=24.0, validation_alias="SYNC_INITIAL_LOOKBACK_HOURS", gt=0)
     # Longest window asked for at once; the watermark moves after each one.
-    max_window_minutes: int = Field(default=360, alias="SYNC_MAX_WINDOW_MINUTES", ge=1)
+    max_window_minutes: int = Field(default=360, validation_alias="SYNC_MAX_WINDOW_MINUTES", ge=1)
+    # Records of one page stored at once (each is a handful of sequential AWS calls).
+    store_concurrency: int = Field(default=8, validation_alias="SYNC_STORE_CONCURRENCY", ge=1, le=64)
     # A run stops (saving its cursor) once Lambda's remaining time is below this.
-    time_margin_seconds: float = Field(default=60.0, alias="SYNC_TIME_MARGIN_SECONDS", ge=0)
+    time_margin_seconds: float = Field(default=60.0, validation_alias="SYNC_TIME_MARGIN_SECONDS", ge=0)
     # The lease lasts the run's remaining time plus this, so it outlives the run even if it is killed.
-    lease_slack_seconds: int = Field(default=60, alias="SYNC_LEASE_SLACK_SECONDS", ge=0)
-    call_route: str = Field(default=CALL_ROUTE, alias="SYNC_CALL_ROUTE")
-    pull_only_keys: tuple[str, ...] = Field(default=PULL_ONLY_KEYS, alias="SYNC_PULL_ONLY_KEYS")
+    lease_slack_seconds: int = Field(default=60, validation_alias="SYNC_LEASE_SLACK_SECONDS", ge=0)
+    call_route: str = Field(default=CALL_ROUTE, validation_alias="SYNC_CALL_ROUTE")
+    pull_only_keys: tuple[str, ...] = Field(default=PULL_ONLY_KEYS, validation_alias="SYNC_PULL_ONLY_KEYS")
 
     @field_validator("pull_only_keys", mode="before")
     @classmethod
@@ -167,8 +173,8 @@ class SyncSettings(BaseModel):
         import os
 
         env: Mapping[str, str] = os.environ if environ is None else environ
-        aliases = {f.alias for f in cls.model_fields.values() if f.alias}
-        return cls.model_validate({k: env[k] for k in aliases if k in env})
+        names = {f.validation_alias for f in cls.model_fields.values() if isinstance(f.validation_alias, str)}
+        return cls.model_validate({k: env[k] for k in names if k in env})
 
     @property
     def overlap(self) -> dt.timedelta:
@@ -317,6 +323,13 @@ class SyncReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class _Stored:
+    new: bool  # False: the event was stored already
+    matched: bool
+    queued: bool
+
+
 @dataclass
 class _Run:
     report: SyncReport
@@ -365,6 +378,7 @@ class WorkflowSync:
         self.mapping = RecordMapping(settings.call_route, settings.pull_only_keys)
         self._now = now
         self._wall_ms = wall_ms
+        self._pool: ThreadPoolExecutor | None = None  # made on first use, kept while the container lives
 
     @classmethod
     def from_env(cls) -> WorkflowSync:
@@ -398,6 +412,8 @@ class WorkflowSync:
         try:
             report = self.run(context.get_remaining_time_in_millis, run_id=request_id)
         except Exception:
+            # Progress is saved and the lease released (run() does it); Lambda counts the error too.
+            logger.exception("sync run failed unexpectedly; the next run resumes from the saved cursor")
             metrics.add_metric(name="SyncErrors", unit=MetricUnit.Count, value=1)
             raise
         self.emit_metrics(report)
@@ -545,17 +561,30 @@ class WorkflowSync:
             received_at = iso_utc(_utc_now())
             query = {"workflow_id": workflow_id, "task_id": task_id, "page": str(page)}
             query |= {"start_time": cursor.start, "end_time": cursor.end}
-            for record in records:
-                self._store(run, record, received_at, query)
+            self._store_page(run, records, received_at, query)
             seen += len(records)
             cursor.page, cursor.seen, cursor.last_page_len = page + 1, seen, len(records)
 
-    def _store(self, run: _Run, record: Mapping[str, Any], received_at: str, query: Mapping[str, str]) -> None:
-        """One pulled record through the webhook path's store steps."""
+    def _store_page(self, run: _Run, records: list[dict[str, Any]], received_at: str, query: Mapping[str, str]) -> None:
+        """Every record of a page through the store steps, `store_concurrency` at a time (records are
+        independent: each write is conditional and idempotent). Raises the first failure, if any."""
+        if self.settings.store_concurrency > 1 and len(records) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.settings.store_concurrency, thread_name_prefix="sync-store")
+            results = list(self._pool.map(lambda record: self._store(run.owner, record, received_at, query), records))
+        else:
+            results = [self._store(run.owner, record, received_at, query) for record in records]
         report = run.report
-        report.fetched += 1
+        for result in results:
+            report.fetched += 1
+            report.unmatched += not result.matched
+            report.new += result.new
+            report.known += not result.new
+            report.recordings_queued += result.queued
+
+    def _store(self, owner: str, record: Mapping[str, Any], received_at: str, query: Mapping[str, str]) -> _Stored:
+        """One pulled record through the webhook path's store steps."""
         converted = self.mapping.convert(record)
-        report.unmatched += not converted.matched
         rec = self.pipeline.build_record(
             webhook_type=self.mapping.webhook_type,
             route=self.mapping.route,
@@ -570,7 +599,10 @@ class WorkflowSync:
             # (a webhook's holds the body byte for byte as AIRUDDER sent it).
             rec = replace(rec.timed_as(existing), source=str(existing.get("source") or SOURCE))
         else:
-            raw = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+            # The envelope's body is what the event id hashes (the webhook body the record stands for), so
+            # a replay of the archive finds this very event; the pull-only keys are kept beside it.
+            raw = json.dumps(converted.body, ensure_ascii=False, separators=(",", ":")).encode()
+            extra = {k: v for k, v in record.items() if k not in converted.body}
             envelope = Envelope(
                 webhook_type=rec.webhook_type,
                 route=self.mapping.route,
@@ -580,22 +612,20 @@ class WorkflowSync:
                 raw_sha256=raw_digest(raw),
                 query=query,
                 source=SOURCE,
-                request_id=run.owner,
+                request_id=owner,
                 event_id=rec.event_id,
                 event_time=rec.event_time,
+                pull_only=extra,
             )
             # If-None-Match: a webhook archived at the same moment keeps its envelope.
             self.archive.put_new(rec.archive_key, envelope)
         outcome = self.pipeline.store_record(rec)
         known = existing is not None or outcome.result != "stored"
-        if known:
-            report.known += 1
-        else:
-            report.new += 1
-        if self._queue_recording(rec, known=known):
+        queued = self._queue_recording(rec, known=known)
+        if queued:
             assert self.recordings is not None
             self.recordings.send(rec)
-            report.recordings_queued += 1
+        return _Stored(new=not known, matched=converted.matched, queued=queued)
 
     def _queue_recording(self, rec: EventRecord, *, known: bool) -> bool:
         """New event: queue its link unless the call's recording is archived. Known event: its first

@@ -1,0 +1,967 @@
+"""airudder-data: the teams' command line over what the stack stored (query, recordings, export, replay).
+
+    airudder-data call CALL_ID --stack airudder-prod
+    airudder-data phone +6281234567890 --since 2025-04-01 --table T
+    airudder-data export --from 2025-04-01 --to 2025-04-30 --format csv --output april.csv --stack S
+    airudder-data replay --quarantine 3f2a... --stack S
+    airudder-data call CALL_ID --endpoint-url http://127.0.0.1:5000 --table airudder-local-EventsTable
+
+Where the data is: `--stack NAME` reads the table, bucket and queue from the CloudFormation stack's
+outputs (and the settings the functions run with from its parameters); or `--table`/`--bucket` name
+them. Credentials and region are boto3's usual ones (`--profile`, `--region`, environment, SSO...).
+`--endpoint-url` points every client at another endpoint (the local moto server of `make serve`).
+
+Every read goes through store.py and archive.py, every write of `replay` through the ingest pipeline:
+this module knows no DynamoDB key and no S3 key.
+
+Exit codes: 0 done; 1 not found (or deliveries that still cannot be replayed); 2 a usage,
+configuration or AWS error, told in one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from .archive import RawArchive, body_of
+from .events import iso_utc, normalise_phone, to_utc
+from .export import (
+    EVENT_COLUMNS,
+    FORMATS,
+    QUARANTINE_COLUMNS,
+    ExportError,
+    Progress,
+    export_rows,
+    plain,
+    write_export,
+)
+from .store import EventStore
+
+PROG = "airudder-data"
+EXIT_OK, EXIT_NOT_FOUND, EXIT_ERROR = 0, 1, 2
+LOCAL_REGION = "us-east-1"
+# Stack outputs (template.yaml) and the logical ids to fall back on when a stack lacks the outputs.
+STACK_OUTPUTS = {"table": "EventsTableName", "bucket": "ArchiveBucketName", "queue_url": "RecordingsQueueUrl"}
+STACK_RESOURCES = {"table": "EventsTable", "bucket": "ArchiveBucket", "queue_url": "RecordingsQueue"}
+# Template parameters that change how a body is read (the functions get them as environment variables).
+STACK_SETTINGS = {
+    "DefaultCountryCode": "DEFAULT_COUNTRY_CODE",
+    "NaiveTimeOffset": "NAIVE_TIME_OFFSET",
+    "PayloadDecryption": "PAYLOAD_DECRYPTION",
+}
+# Environment variables of the functions' settings that the CLI honours too (IngestSettings aliases).
+SETTING_VARIABLES = (
+    "DEFAULT_COUNTRY_CODE",
+    "NAIVE_TIME_OFFSET",
+    "PAYLOAD_DECRYPTION",
+    "DAY_INDEX_SHARDS",
+    "PARENT_INDEX_SHARDS",
+)
+
+
+class CliError(Exception):
+    """A usage, configuration or AWS error: one line on stderr, exit code 2."""
+
+
+class NotFound(Exception):
+    """What was asked for is not there: one line on stderr, exit code 1."""
+
+
+# ---------------------------------------------------------------------------------------------- where the data is
+
+
+@dataclass
+class Target:
+    table: str | None = None
+    bucket: str | None = None
+    queue_url: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)  # IngestSettings aliases -> values
+    stack: str | None = None
+
+
+class Context:
+    """The AWS session and the store/archive of one invocation, made on first use."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._session: Any = None
+        self._clients: dict[str, Any] = {}
+        self._target: Target | None = None
+        self._store: EventStore | None = None
+
+    # -- AWS
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            import boto3
+            from botocore.exceptions import ProfileNotFound
+
+            region = self.args.region
+            if not region and self.args.endpoint_url and not _configured_region():
+                region = LOCAL_REGION  # a local endpoint does not care; spare the user the flag
+            try:
+                self._session = boto3.session.Session(profile_name=self.args.profile, region_name=region)
+            except ProfileNotFound as exc:
+                raise CliError(str(exc)) from None
+        return self._session
+
+    @property
+    def region(self) -> str:
+        return str(self.session.region_name or "?")
+
+    def client(self, service: str, **config: Any) -> Any:
+        cache_key = f"{service}:{sorted(config.items())}"
+        if cache_key not in self._clients:
+            from botocore.config import Config
+            from botocore.exceptions import NoRegionError
+
+            options = Config(
+                retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60, **config
+            )
+            try:
+                self._clients[cache_key] = self.session.client(
+                    service, endpoint_url=self.args.endpoint_url, config=options
+                )
+            except NoRegionError:
+                raise CliError("no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION") from None
+        return self._clients[cache_key]
+
+    # -- the stack's resources
+
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            self._target = self._resolve()
+        return self._target
+
+    def _resolve(self) -> Target:
+        args = self.args
+        target = Target(settings={k: os.environ[k] for k in SETTING_VARIABLES if k in os.environ})
+        if args.stack:
+            target = _stack_target(self.client("cloudformation"), args.stack, target.settings)
+        if args.table:
+            target.table = args.table
+        if args.bucket:
+            target.bucket = args.bucket
+        if getattr(args, "queue_url", None):
+            target.queue_url = args.queue_url
+        if not target.table:
+            raise CliError("which stack? pass --stack NAME, or --table NAME (and --bucket NAME)")
+        return target
+
+    @property
+    def store(self) -> EventStore:
+        if self._store is None:
+            settings = self.ingest_settings()
+            self._store = EventStore(
+                self.target.table or "",
+                self.client("dynamodb"),
+                day_shards=settings.day_shards,
+                parent_shards=settings.parent_shards,
+            )
+        return self._store
+
+    def bucket(self) -> str:
+        if not self.target.bucket:
+            raise CliError("this command reads the archive bucket: pass --stack NAME or --bucket NAME")
+        return self.target.bucket
+
+    def archive(self) -> RawArchive:
+        return RawArchive(self.bucket(), self.client("s3"))
+
+    def ingest_settings(self) -> Any:
+        from pydantic import ValidationError
+
+        from .settings import IngestSettings
+
+        values = {
+            **self.target.settings,
+            "EVENTS_TABLE": self.target.table or "",
+            "ARCHIVE_BUCKET": self.target.bucket or "",
+            "RECORDINGS_QUEUE_URL": self.target.queue_url or "",
+            "WEBHOOK_TOKEN_SECRET": "",  # never used: a replay checks no token
+        }
+        try:
+            return IngestSettings.model_validate(values)
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False)[0]
+            raise CliError(f"bad setting {'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}") from None
+
+    def describe(self) -> str:
+        where = f"stack {self.target.stack}" if self.target.stack else f"table {self.target.table}"
+        return f"{where} ({self.region}{', ' + self.args.endpoint_url if self.args.endpoint_url else ''})"
+
+
+def _configured_region() -> bool:
+    return bool(os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+
+
+def _stack_target(cloudformation: Any, name: str, settings: dict[str, str]) -> Target:
+    from botocore.exceptions import ClientError
+
+    try:
+        stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as exc:
+        if _error_code(exc) == "ValidationError" and "does not exist" in _error_message(exc):
+            raise CliError(f"stack {name!r} not found in this account and region") from None
+        raise
+    if not stacks:
+        raise CliError(f"stack {name!r} not found in this account and region")
+    stack = stacks[0]
+    outputs = {o["OutputKey"]: o.get("OutputValue") for o in stack.get("Outputs") or []}
+    target = Target(stack=name, settings=dict(settings))
+    for attribute, output in STACK_OUTPUTS.items():
+        value = outputs.get(output) or _stack_resource(cloudformation, name, STACK_RESOURCES[attribute])
+        setattr(target, attribute, value)
+    for parameter in stack.get("Parameters") or []:
+        variable = STACK_SETTINGS.get(parameter.get("ParameterKey", ""))
+        if variable:
+            target.settings[variable] = parameter.get("ResolvedValue") or parameter.get("ParameterValue") or ""
+    if not target.table:
+        raise CliError(f"stack {name!r} has no EventsTable (status {stack.get('StackStatus', '?')})")
+    return target
+
+
+def _stack_resource(cloudformation: Any, stack: str, logical_id: str) -> str | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        detail = cloudformation.describe_stack_resource(StackName=stack, LogicalResourceId=logical_id)
+    except ClientError:
+        return None
+    return detail.get("StackResourceDetail", {}).get("PhysicalResourceId")
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+class Output:
+    def __init__(self, as_json: bool, stream: TextIO | None = None) -> None:
+        self.as_json = as_json
+        self.stream = stream or sys.stdout
+
+    def json(self, value: Any) -> None:
+        self.stream.write(json.dumps(value, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+
+    def line(self, text: str = "") -> None:
+        self.stream.write(text + "\n")
+
+    def fields(self, pairs: Iterable[tuple[str, Any]]) -> None:
+        shown = [(k, _text(v)) for k, v in pairs if v not in (None, "")]
+        width = max((len(k) for k, _ in shown), default=0)
+        for key, value in shown:
+            self.line(f"{key.ljust(width)}  {value}")
+
+    def table(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]], title: str = "") -> None:
+        if title:
+            self.line()
+            self.line(f"{title} ({len(rows)})")
+        if not rows:
+            self.line("  (none)")
+            return
+        cells = [[_text(row.get(key), limit=60) for key, _ in columns] for row in rows]
+        widths = [max(len(header), *(len(r[i]) for r in cells)) for i, (_, header) in enumerate(columns)]
+        self.line("  ".join(header.ljust(widths[i]) for i, (_, header) in enumerate(columns)).rstrip())
+        self.line("  ".join("-" * w for w in widths))
+        for row_cells in cells:
+            self.line("  ".join(c.ljust(widths[i]) for i, c in enumerate(row_cells)).rstrip())
+
+
+def _json_default(value: Any) -> Any:
+    converted = plain(value)
+    if converted is value:
+        return str(value)
+    return converted
+
+
+def _text(value: Any, limit: int | None = None) -> str:
+    value = plain(value)
+    if value is None:
+        return ""
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+    text = text.replace("\n", " ")
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def readable(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An item for --json: numbers as numbers, the stored body (`data`) as JSON rather than text."""
+    if item is None:
+        return None
+    out = {k: plain(v) for k, v in item.items()}
+    if isinstance(out.get("data"), str):
+        with contextlib.suppress(ValueError):
+            out["data"] = json.loads(out["data"])
+    return out
+
+
+EVENT_TABLE = [
+    ("event_time", "event time"),
+    ("webhook_type", "type"),
+    ("status", "status"),
+    ("entity_kind", "kind"),
+    ("entity_id", "entity"),
+    ("source", "source"),
+    ("event_id", "event id"),
+]
+MEMBER_TABLE = [
+    ("entity_kind", "kind"),
+    ("entity_id", "id"),
+    ("status", "status"),
+    ("phone", "phone"),
+    ("case_id", "case"),
+    ("nodetask_id", "node task"),
+    ("last_event_time", "last event"),
+    ("recording_status", "recording"),
+]
+
+
+# ---------------------------------------------------------------------------------------------- time arguments
+
+
+def day_arg(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day (YYYY-MM-DD): {text!r}") from None
+
+
+def time_bound(text: str) -> str:
+    """A --since/--until value as the store sorts times: a day stays a day (as a bound it covers the
+    whole day), anything else becomes ISO-8601 UTC (times without a zone are UTC)."""
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        pass
+    try:
+        moment = to_utc(text)
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"not a day or a time: {text!r}")
+    return iso_utc(moment)
+
+
+def days_between(first: str, last: str) -> list[str]:
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    if end < start:
+        raise CliError(f"--to {last} is before --from {first}")
+    return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+def cmd_call(ctx: Context, args: argparse.Namespace, out: Output) -> int:
+    store = ctx.store
+    state = store.get_state("CALL", args.call_id)
+    events = list(store.entity_events("CALL", args.call_id, newest_first=False))
+    if state is None and not events:
+        raise NotFound(f"call {args.call_id}")
+    if out.as_json:
+        out.json({"call_id": args.call_id, "state": readable(state), "events": [readable(e) for e in events]})
+        return EXIT_OK
+    s = state or {}
+    out.line(f"call {args.call_id}")
+    out.fields(
+        [
+            ("status", s.get("status")),
+            ("last event", f"{_text(s.get('last_event_time'))} {_text(s.get('last_webhook_type'))}".strip()),
+            ("phone", s.get("phone")),
+            ("case", s.get("case_id")),
+            ("workflow", s.get("workflow_id")),
+            ("node task", s.get("nodetask_id")),
+            ("task", s.get("task_id")),
+            ("recording", _recording_text(s)),
+        ]
+    )
+    out.table(events, EVENT_TABLE, "events, oldest first")
+    return EXIT_OK
+
+
+def _recording_text(state: Mapping[str, Any]) -> str | None:
+    status = state.get("recording_status")
+    if status == "archived":
+        return f"archived s3://…/{state.get('recording_s3_key')} ({_text(state.get('recording_size'))} bytes)"
+    if status:
+        return f"{status}{': ' + _text(state.get('recording_error')) if state.get('recording_error') else ''}"
+    return "link received, not copied yet" if state.get("recording_url") else None
+
+
+def cmd_phone(ctx: Context, args: argparse.Namespace, out: Output) -> int:
+    settings = ctx.ingest_settings()
+    phone = normalise_phone(args.phone, settings.default_country_code) or args.phone
+    limit = args.limit or None
+    events = list(ctx.store.phone_events(phone, start=args.since, end=args.until, newest_first=True, limit=limit))
+    if not events:
+        raise NotFound(f"events for phone {phone}{_window_text(args)}")
+    if out.as_json:
+        out.json({"phone": phone, "since": args.since, "until": args.until, "events": [readable(e) for e in events]})
+        return EXIT_OK
+    out.line(f"phone {phone}{_window_text(args)}")
+    columns = [*EVENT_TABLE[:3], ("call_id", "call"), ("case_id", "case"), *EVENT_TABLE[5:]]
+    more = f"; the first {limit}, --limit 0 for all" if limit and len(events) >= limit else ""
+    out.table(events, columns, f"events, newest first{more}")
+    return EXIT_OK
+
+
+def _window_text(args: argparse.Namespace) -> str:
+    parts = [f"since {args.since}" if args.since else "", f"until {args.until}" if args.until else ""]
+    text = " ".join(p for p in parts if p)
+    return f" ({text})" if text else ""
+
+
+def cmd_case(ctx: Context, args: argparse.Namespace, out: Output) -> int:
+    store = ctx.store
+    state = store.get_state("CASE", args.case_id)
+    events = list(store.case_events(args.case_id, newest_first=False))
+    if state is None and not events:
+        raise NotFound(f"case {args.case_id}")
+    if out.as_json:
+        out.json({"case_id": args.case_id, "state": readable(state), "events": [readable(e) for e in events]})
+        return EXIT_OK
+    s = state or {}
+    out.line(f"case {args.case_id}")
+    out.fields(
+        [
+            ("status", s.get("status")),
+            ("last event", f"{_text(s.get('last_event_time'))} {_text(s.get('last_webhook_type'))}".strip()),
+            ("phone", s.get("phone")),
+            ("workflow", s.get("workflow_id")),
+        ]
+    )
+    columns = [*EVENT_TABLE[:3], ("call_id", "call"), ("phone", "phone"), *EVENT_TABLE[5:]]
+    out.table(events, columns, "events, oldest first")
+    return EXIT_OK
+
+
+def cmd_workflow(ctx: Context, args: argparse.Namespace, out: Output) -> int:
+    from .models.workflow import WorkflowStatusChanged
+
+    store = ctx.store
+    workflow_id = args.workflow_id
+    state = store.get_state("WORKFLOW", workflow_id)
+    members = [m for m in store.workflow_members(workflow_id) if m.get("entity_kind") != "WORKFLOW"]
+    if state is None and not members:
+        raise NotFound(f"workflow {workflow_id}")
+    # The node tasks are the `actions` of the newest status-change notification.
+    status_body: dict[str, Any] = {}
+    if state and state.get("last_webhook_type") == WorkflowStatusChanged.webhook_type:
+        status_body = _body(ctx, state)
+    else:
+        for event in store.entity_events("WORKFLOW", workflow_id, newest_first=True):
+            if event.get("webhook_type") == WorkflowStatusChanged.webhook_type:
+                status_body = _body(ctx, store.get_event(str(event["event_id"])) or event)
+                break
+    actions = [a for a in status_body.get("actions") or [] if isinstance(a, dict)]
+    nodes = _node_tasks(actions, members)
+    if out.as_json:
+        out.json(
+            {
+                "workflow_id": workflow_id,
+                "workflow_name": status_body.get("workflow_name"),
+                "state": readable(state),
+                "node_tasks": nodes,
+                "members": [readable(m) for m in members],
+            }
+        )
+        return EXIT_OK
+    s = state or {}
+    out.line(f"workflow {workflow_id}")
+    out.fields(
+        [
+            ("name", status_body.get("workflow_name")),
+            ("status", s.get("status")),
+            ("last event", f"{_text(s.get('last_event_time'))} {_text(s.get('last_webhook_type'))}".strip()),
+        ]
+    )
+    out.table(
+        nodes,
+        [
+            ("nodetask_id", "node task"),
+            ("nodetask_name", "name"),
+            ("node_type", "type"),
+            ("task_id", "task"),
+            ("task_status", "task status"),
+            ("calls", "calls"),
+            ("results", "call results"),
+        ],
+        "node tasks",
+    )
+    out.table(members, MEMBER_TABLE, "calls, cases and tasks in the workflow")
+    return EXIT_OK
+
+
+def _node_tasks(actions: list[dict[str, Any]], members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The status change's node tasks, each with the calls filed under it and their results."""
+    calls = [m for m in members if m.get("entity_kind") == "CALL"]
+    nodes: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for action in actions:
+        node_id = str(action.get("nodetask_id") or "")
+        seen.add(node_id)
+        mine = [
+            c
+            for c in calls
+            if c.get("nodetask_id") == node_id or (action.get("task_id") and c.get("task_id") == action.get("task_id"))
+        ]
+        nodes.append({**{k: plain(v) for k, v in action.items()}, "calls": len(mine), "results": _results(mine)})
+    others = [c for c in calls if str(c.get("nodetask_id") or "") not in seen]
+    if others:
+        nodes.append({"nodetask_id": "(other)", "calls": len(others), "results": _results(others)})
+    return nodes
+
+
+def _results(calls: list[dict[str, Any]]) -> str:
+    counts = Counter(str(c.get("status") or "?") for c in calls)
+    return ", ".join(f"{status} {n}" for status, n in counts.most_common())
+
+
+def _body(ctx: Context, item: Mapping[str, Any]) -> dict[str, Any]:
+    """The body an event or state was stored with (from the archive when it was too large to inline)."""
+    text = item.get("data")
+    if isinstance(text, str):
+        value = json.loads(text)
+    elif item.get("archive_key") and ctx.target.bucket:
+        value = json.loads(body_of(ctx.archive().get(str(item["archive_key"]))).decode("utf-8-sig"))
+    else:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def cmd_task(ctx: Context, args: argparse.Namespace, out: Output) -> int:
+    store = ctx.store
+    task_id = args.task_id
+    state = store.get_state("DTASK", task_id) or store.get_state("TASK", task_id)
+    members = [m for m in store.task_members(task_id) if m.get("entity_kind") not in ("DTASK", "TASK")]
+    if state is None and not members:
+        raise NotFound(f"task {task_id}")
+    calls = [m for m in members if m.get("entity_kind") == "CALL"]
+    agents = [m for m in members if m.get("entity_kind") == "AGENT"]
+    others = [m for m in members if m.get("entity_kind") not in ("CALL", "AGENT")]
+    if out.as_json:
+        out.json(
+            {
+                "task_id": task_id,
+                "state": readable(state),
+                "calls": [readable(m) for m in calls],
+                "agents": [readable(m) for m in agents],
+                "others": [readable(m) for m in others],
+            }
+        )
+        return EXIT_OK
+    s = state or {}
+    out.line(f"task {task_id}")
+    out.fields(
+        [
+            ("kind", s.get("entity_kind")),
+            ("status", s.get("status")),
+            ("last event", f"{_text(s.get('last_event_time'))} {_text(s.get('last_webhook_type'))}".strip()),
+            ("workflow", s.get("workflow_id")),
+            ("node task", s.get("nodetask_id")),
+            ("call results", _results(calls) or None),
+        ]
+    )
+    out.table(calls, MEMBER_TABLE[1:], "calls")
+    out.table(
+        agents,
+        [("entity_id", "agent"), ("status", "status"), ("call_id", "last call"), ("last_event_time", "last event")],
+        "agents",
+    )
+    if others:
+        out.table(others, MEMBER_TABLE, "others")
+    return EXIT_OK
+
+
+def cmd_recording(ctx: Context, args: argparse.Namespace, out: Output) -> int:
+    from .recordings import presigned_recording_url
+
+    store = ctx.store
+    if store.get_state("CALL", args.call_id) is None:
+        raise NotFound(f"call {args.call_id}")
+    recording = store.recording_state(args.call_id)
+    if recording.get("recording_status") != "archived":
+        status = recording.get("recording_status") or ("not copied yet" if recording.get("recording_url") else "none")
+        raise NotFound(f"archived recording of call {args.call_id} (recording status: {status})")
+    bucket = ctx.bucket()
+    key = str(recording.get("recording_s3_key"))
+    if args.download:
+        return _download(ctx, args, out, bucket, key, recording)
+    try:
+        url = presigned_recording_url(
+            store, ctx.client("s3", signature_version="s3v4"), bucket, args.call_id, expires_in=args.expires
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if url is None:  # the recording changed between the two reads
+        raise NotFound(f"archived recording of call {args.call_id}")
+    if out.as_json:
+        out.json(
+            {
+                "call_id": args.call_id,
+                "url": url,
+                "expires_in": args.expires,
+                "s3_key": key,
+                "size": plain(recording.get("recording_size")),
+                "content_type": recording.get("recording_content_type"),
+            }
+        )
+    else:
+        out.line(url)
+    return EXIT_OK
+
+
+def _download(
+    ctx: Context, args: argparse.Namespace, out: Output, bucket: str, key: str, recording: Mapping[str, Any]
+) -> int:
+    target = Path(args.download)
+    if target.is_dir():
+        target = target / key.rsplit("/", 1)[-1]
+    partial = target.with_name(f".{target.name}.partial")
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        body = ctx.client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+        with partial.open("wb") as stream:
+            for chunk in iter(lambda: body.read(1024 * 1024), b""):
+                stream.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        expected = recording.get("recording_sha256")
+        if expected and expected != digest.hexdigest():
+            raise CliError(f"download of {key} does not match its recorded SHA-256; nothing written")
+        os.replace(partial, target)
+    except OSError as exc:
+        raise CliError(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        if partial.exists():
+            partial.unlink()
+    if out.as_json:
+        out.json({"call_id": args.call_id, "path": str(target), "size": size, "sha256": digest.hexdigest()})
+    else:
+        out.line(f"{target} ({size:,} bytes, sha256 {digest.hexdigest()})")
+    return EXIT_OK
+
+
+def cmd_export(ctx: Context, args: argparse.Namespace, out: Output) -> int:
+    days = [args.day] if args.day else days_between(args.date_from, args.date_to)
+    quarantined = args.type == "quarantine"
+    store = ctx.store
+    progress = Progress("exported", quiet=args.quiet)
+    rows = export_rows(
+        days,
+        lambda day: store.day_items(day, args.type),
+        quarantined=quarantined,
+        quarantine_id=EventStore.quarantine_id,
+    )
+    try:
+        count = write_export(
+            rows,
+            fmt=args.format,
+            output=args.output,
+            columns=QUARANTINE_COLUMNS if quarantined else EVENT_COLUMNS,
+            progress=progress,
+        )
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
+    span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+    what = "quarantined deliveries" if quarantined else f"{args.type + ' ' if args.type else ''}events"
+    progress.done(f"exported {count:,} {what} of {span} to {args.output}")
+    if args.json and args.output != "-":
+        out.json({"rows": count, "days": days, "type": args.type, "format": args.format, "output": args.output})
+    return EXIT_OK
+
+
+def cmd_replay(ctx: Context, args: argparse.Namespace, out: Output) -> int:
+    from .recording_queue import RecordingQueue
+    from .replay import Replayer, ReplayResult, ReplaySummary
+
+    replayer = Replayer(_replay_pipeline(ctx, RecordingQueue), dry_run=args.dry_run)
+    keys: Iterable[str]
+    if args.call_id:
+        keys = replayer.call_keys(args.call_id)
+        if not keys:
+            raise NotFound(f"call {args.call_id}")
+        scope = f"call {args.call_id}"
+    elif args.quarantine:
+        key = replayer.quarantine_key(args.quarantine)
+        if key is None:
+            raise NotFound(f"quarantined delivery {args.quarantine}")
+        keys, scope = [key], f"quarantined delivery {args.quarantine}"
+    else:
+        keys = replayer.day_keys(args.day, args.type, quarantined=args.quarantined)
+        area = "quarantined" if args.quarantined else "archived"
+        scope = f"{area} {args.type + ' ' if args.type else ''}deliveries of {args.day}"
+    summary = ReplaySummary()
+    results: list[ReplayResult] = []
+    progress = Progress("replayed", quiet=args.quiet)
+    for key in keys:
+        result = replayer.replay_key(key)
+        summary.add(result)
+        if out.as_json or result.outcome != "unchanged":
+            results.append(result)
+        progress.step()
+    if summary.total == 0:
+        raise NotFound(scope)
+    progress.done(f"replayed {summary.total:,} {scope}")
+    if out.as_json:
+        out.json(
+            {
+                "scope": scope,
+                "dry_run": args.dry_run,
+                "counts": summary.counts,
+                "results": [r.as_dict() for r in results],
+            }
+        )
+    else:
+        out.line(f"replay of {scope}{' (dry run: nothing written)' if args.dry_run else ''}")
+        out.fields((outcome, f"{n:,}") for outcome, n in sorted(summary.counts.items()))
+        out.table(
+            [r.as_dict() | {"differs": ", ".join(r.differs)} for r in results],
+            [
+                ("outcome", "outcome"),
+                ("webhook_type", "type"),
+                ("event_id", "event id"),
+                ("entity", "entity"),
+                ("differs", "model reads differently"),
+                ("detail", "detail"),
+                ("key", "archive key"),
+            ],
+            "deliveries not unchanged",
+        )
+    invalid = summary.counts.get("invalid", 0)
+    if invalid:
+        print(f"{PROG}: replayed {summary.total}; {invalid} of them still cannot be read", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    return EXIT_OK
+
+
+def _replay_pipeline(ctx: Context, queue_class: Any) -> Any:
+    from .auth import TokenVerifier
+    from .decryption import PayloadDecryption
+    from .pipeline import IngestPipeline
+
+    settings = ctx.ingest_settings()
+    recordings = queue_class(ctx.target.queue_url, ctx.client("sqs")) if ctx.target.queue_url else None
+    pipeline = IngestPipeline(settings, ctx.store, ctx.archive(), TokenVerifier(""), recordings)
+    # Decryption keys are read with this command's credentials and endpoint.
+    pipeline.decryption = PayloadDecryption.from_json(settings.payload_decryption, fetch=_secret_fetcher(ctx))
+    return pipeline
+
+
+def _secret_fetcher(ctx: Context) -> Callable[[str, int, bool], Any]:
+    def fetch(name: str, max_age: int, force: bool) -> Any:
+        return ctx.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"]
+
+    return fetch
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+
+
+def _connection_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """The options every command takes; on the subcommands with SUPPRESS defaults, so that they may
+    stand before or after the command without one place resetting the other."""
+    default: Any = argparse.SUPPRESS if suppress else None
+    group = parser.add_argument_group("where the data is")
+    group.add_argument(
+        "--stack",
+        metavar="NAME",
+        default=default,
+        help="CloudFormation stack: table, bucket and queue from its outputs",
+    )
+    group.add_argument(
+        "--table", metavar="NAME", default=default, help="the events table (instead of, or over, --stack)"
+    )
+    group.add_argument("--bucket", metavar="NAME", default=default, help="the archive bucket (recording, replay)")
+    group.add_argument("--region", default=default, help="AWS region (default: the profile's or AWS_REGION)")
+    group.add_argument("--profile", default=default, help="AWS profile of the shared config/credentials files")
+    group.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        default=default,
+        help="send every AWS call there, e.g. http://127.0.0.1:5000 for `make serve`",
+    )
+    group.add_argument("--json", action="store_true", default=default, help="print JSON instead of a table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Query, export and replay the AIRUDDER webhooks the stack stored.",
+        epilog="Exit codes: 0 done, 1 not found, 2 usage/configuration/AWS error."
+        " `%(prog)s COMMAND --help` tells more about each command.",
+    )
+    _connection_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(
+        name: str, help_text: str, run: Callable[[Context, argparse.Namespace, Output], int]
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _connection_options(sub, suppress=True)
+        sub.set_defaults(run=run)
+        return sub
+
+    sub = command("call", "a call's current state and its event history", cmd_call)
+    sub.add_argument("call_id", metavar="CALL_ID")
+
+    sub = command("phone", "every event about a phone number, newest first", cmd_phone)
+    sub.add_argument("phone", metavar="E164", help="the number, e.g. +6281234567890 (normalised as the stack does)")
+    sub.add_argument("--since", type=time_bound, help="day (YYYY-MM-DD) or time (ISO-8601) of the oldest event")
+    sub.add_argument("--until", type=time_bound, help="day or time of the newest event (a day counts whole)")
+    sub.add_argument("--limit", type=int, default=200, help="at most this many events (0: all; default 200)")
+
+    sub = command("case", "a case's state and every event about it", cmd_case)
+    sub.add_argument("case_id", metavar="CASE_ID")
+
+    sub = command(
+        "workflow", "a workflow: status, node tasks, and its calls and cases with their results", cmd_workflow
+    )
+    sub.add_argument("workflow_id", metavar="WORKFLOW_ID")
+
+    sub = command("task", "a dialer (or campaign, WABA) task with its calls and agents", cmd_task)
+    sub.add_argument("task_id", metavar="TASK_ID")
+
+    sub = command("recording", "a time-limited link to a call's archived recording, or the file", cmd_recording)
+    sub.add_argument("call_id", metavar="CALL_ID")
+    sub.add_argument("--download", metavar="PATH", help="save the recording there (a directory: under its own name)")
+    sub.add_argument(
+        "--expires", type=int, default=3600, help="link lifetime in seconds (default 3600, at most 7 days)"
+    )
+
+    sub = command("export", "every event of a day or days to CSV, JSON Lines or Parquet, streamed", cmd_export)
+    when = sub.add_mutually_exclusive_group(required=True)
+    when.add_argument("--day", type=day_arg, help="one day (UTC, YYYY-MM-DD)")
+    when.add_argument("--from", dest="date_from", type=day_arg, help="first day (with --to)")
+    sub.add_argument("--to", dest="date_to", type=day_arg, help="last day, included")
+    sub.add_argument("--type", help="one webhook type (e.g. workflow.call); `quarantine` for quarantined deliveries")
+    sub.add_argument("--format", choices=FORMATS, default="csv", help="default csv; parquet needs pyarrow")
+    sub.add_argument("--output", required=True, metavar="FILE", help="the file to write ('-': stdout, csv/jsonl)")
+    sub.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    sub = command("replay", "re-run archived deliveries through the ingest pipeline (idempotent)", cmd_replay)
+    what = sub.add_mutually_exclusive_group(required=True)
+    what.add_argument("--day", type=day_arg, help="every archived delivery of that day (raw/…/dt=DAY)")
+    what.add_argument("--call-id", help="every archived delivery of a call's events")
+    what.add_argument(
+        "--quarantine", metavar="ID", help="one quarantined delivery (the quarantine_id of the 400 answer)"
+    )
+    sub.add_argument("--type", help="with --day: one webhook type")
+    sub.add_argument("--quarantined", action="store_true", help="with --day: the day's quarantined deliveries instead")
+    sub.add_argument(
+        "--queue-url", default=argparse.SUPPRESS, help="recordings queue for new recording links (default: the stack's)"
+    )
+    sub.add_argument("--dry-run", action="store_true", help="tell what would be written, write nothing")
+    sub.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return parser
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.command == "export" and bool(args.date_from) != bool(args.date_to):
+        parser.error("export: --from and --to go together")
+    if args.command == "replay" and (args.type or args.quarantined) and not args.day:
+        parser.error("replay: --type and --quarantined go with --day")
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check(parser, args)
+    ctx = Context(args)
+    out = Output(bool(args.json))
+    try:
+        return int(args.run(ctx, args, out))
+    except NotFound as exc:
+        return _fail(EXIT_NOT_FOUND, f"not found: {exc}")
+    except CliError as exc:
+        return _fail(EXIT_ERROR, str(exc))
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted")
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other command-line tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:
+        message = _aws_problem(exc, ctx)
+        if message is None:
+            raise
+        return _fail(EXIT_ERROR, message)
+
+
+def _fail(code: int, message: str) -> int:
+    sys.stdout.flush()
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return code
+
+
+def _aws_problem(exc: Exception, ctx: Context) -> str | None:
+    """One line for the AWS failures a user can fix; None for anything else (a bug: traceback)."""
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        SSOTokenLoadError,
+        TokenRetrievalError,
+    )
+
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return (
+            "no AWS credentials: use a profile (--profile; aws configure or aws sso login)"
+            " or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    if isinstance(exc, SSOTokenLoadError | TokenRetrievalError):
+        return f"AWS SSO login needed: {exc}"
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION"
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach {exc.kwargs.get('endpoint_url', 'the AWS endpoint')}"
+    if not isinstance(exc, ClientError):
+        return None
+    code, message = _error_code(exc), _error_message(exc)
+    operation = exc.operation_name
+    target = ctx._target
+    if code == "ResourceNotFoundException" and target is not None:
+        return f"table {target.table!r} not found in {ctx.region} (check --table or --stack)"
+    if code == "NoSuchBucket" and target is not None:
+        return f"bucket {target.bucket!r} not found (check --bucket or --stack)"
+    if code in (
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+    ):
+        return f"AWS rejected the credentials ({code}): {message}"
+    if code in ("AccessDenied", "AccessDeniedException", "403"):
+        return f"access denied to {operation}: {message or 'check the role or policy of these credentials'}"
+    return f"{operation} failed: {code}: {message}"
+
+
+def _error_code(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _error_message(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Message", "")).replace("\n", " ")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
