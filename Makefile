@@ -37,6 +37,16 @@ test-unit: $(VENV)/.stamp
 test-integration: $(VENV)/.stamp
 	$(PY) -m pytest tests/integration
 
+## Benchmarks, not part of `make test`: one line per figure, each a ratio measured side by side in this
+## run on the embedded moto server; the same figures in bench/results.json (docs/performance.md).
+bench: $(VENV)/.stamp
+	$(PY) -m bench.run --json bench/results.json
+
+## The failure drills at full size (`make test` runs them small): 2,000 webhooks through an AWS outage,
+## handlers killed mid-ingest, 10,000 hostile requests, 50 concurrent senders per body.
+drills: $(VENV)/.stamp
+	DRILLS=full $(PY) -m pytest tests/integration/test_drills.py --durations=0
+
 events: $(VENV)/.stamp
 	$(PY) -m tools.apigw_events
 
@@ -115,6 +125,10 @@ build: $(VENV_SAM)/.stamp
 	  echo "make build: no working python3.13 on PATH (sam needs one for the python3.13 runtime);" \
 	       "install it, e.g. with pyenv, or put it on PATH" >&2; exit 1; }
 	$(SAM_BUILD_ENV) $(SAM) build --template template.yaml
+	@# sam build ships sources only and /opt is read-only: every cold start would compile the whole layer
+	@# (cold start 2.6x a boto3-only handler instead of 1.5x; docs/performance.md). Bytecode that Python
+	@# uses without checking the sources' times (the deployment zip does not keep them).
+	$(SAM_BUILD_ENV) python3.13 -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 	@# Every compiled module in the artifacts must be an aarch64 ELF (e_machine 0xb7), pydantic_core above all.
 	@bad=""; for so in $$(find .aws-sam/build -type f -name '*.so*'); do \
 	   [ "$$(od -An -tx1 -j18 -N2 "$$so" | tr -d ' \n')" = "b700" ] || bad="$$bad $$so"; done; \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import math
@@ -83,6 +84,46 @@ class Capture:
         with self._lock:
             taken, self.calls = self.calls, []
         return taken
+
+
+def renamed(call: CapturedCall, tag: str) -> CapturedCall:
+    """The same request on keys of its own (event / state item, S3 object), so that a replay writes what
+    the handler wrote, at the same cost, without colliding with it."""
+    params = dict(call.params)
+    if call.operation == "PutItem":
+        params["Item"] = {**params["Item"], "pk": {"S": f"BARE#{tag}#{params['Item']['pk']['S']}"}}
+    elif call.operation == "UpdateItem":
+        params["Key"] = {**params["Key"], "pk": {"S": f"BARE#{tag}#{params['Key']['pk']['S']}"}}
+    elif call.operation == "PutObject":
+        params["Key"] = f"bare/{tag}/{params['Key']}"
+    return CapturedCall(call.service, call.operation, params)
+
+
+def replay(clients: Mapping[str, Any], calls: Iterable[CapturedCall]) -> None:
+    from botocore import xform_name
+
+    for call in calls:
+        getattr(clients[call.service], xform_name(call.operation))(**call.params)
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def from_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__bytes__"}:
+            return base64.b64decode(value["__bytes__"])
+        return {k: from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_jsonable(v) for v in value]
+    return value
 
 
 def pipeline_clients() -> list[Any]:

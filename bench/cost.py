@@ -47,13 +47,13 @@ def bill_per_million(calls: dict[str, Any], overhead: dict[str, Any] | None) -> 
         # The function's own log lines and metrics (EMF), as measured; Lambda's START/END/REPORT lines
         # come on top. Not in the total: the brief's bill is the request path.
         "cloudwatch_logs_function_output": MILLION * log_bytes / 1e9 * PRICES["logs_ingest_gb"]["usd"],
-        # One GetSecretValue per container per cache period (300 s): about nothing per delivery.
-        "secrets_manager_per_container_per_5_min": PRICES["secretsmanager_call"]["usd"],
+        # One GetSecretValue per container per cache period (300 s): 12 an hour per warm container.
+        "secrets_manager_per_warm_container_hour": 12 * PRICES["secretsmanager_call"]["usd"],
     }
     return {
         "usd_per_million_deliveries": round(total, 2),
         "lines": {k: round(v, 3) for k, v in lines.items()},
-        "not_in_total": {k: round(v, 4) for k, v in extra.items()},
+        "not_in_total": {k: round(v, 5) for k, v in extra.items()},
         "inputs": {
             "lambda_memory_mb": calls["function_memory_mb"],
             "lambda_billed_ms": billed_ms,
@@ -64,6 +64,7 @@ def bill_per_million(calls: dict[str, Any], overhead: dict[str, Any] | None) -> 
             "sqs_send_per_delivery": sqs,
             "log_bytes_per_delivery": log_bytes,
         },
+        "measured": calls,
         "prices": {k: {**v, "usd": v["usd"]} for k, v in PRICES.items()},
         "prices_as_of": PRICES_AS_OF,
         "prices_region": "us-east-1",

@@ -28,7 +28,6 @@ from typing import Any
 from bench.common import (
     REPO_ROOT,
     Capture,
-    CapturedCall,
     LogSink,
     SampleDelivery,
     function_output,
@@ -38,8 +37,11 @@ from bench.common import (
     ms,
     pipeline_clients,
     quantile,
+    renamed,
+    replay,
     simulated_deliveries,
     table_indexes,
+    to_jsonable,
     write_units,
 )
 
@@ -72,25 +74,6 @@ def _bare_clients() -> dict[str, Any]:
     session = boto3.session.Session()
     config = Config(connect_timeout=2, read_timeout=5)
     return {name: session.client(name, config=config) for name in ("dynamodb", "s3", "sqs")}
-
-
-def _renamed(call: CapturedCall, tag: str) -> CapturedCall:
-    """The same request on other keys: an event / state item of its own, an S3 key of its own."""
-    params = dict(call.params)
-    if call.operation == "PutItem":
-        params["Item"] = {**params["Item"], "pk": {"S": f"BARE#{tag}#{params['Item']['pk']['S']}"}}
-    elif call.operation == "UpdateItem":
-        params["Key"] = {**params["Key"], "pk": {"S": f"BARE#{tag}#{params['Key']['pk']['S']}"}}
-    elif call.operation == "PutObject":
-        params["Key"] = f"bare/{tag}/{params['Key']}"
-    return CapturedCall(call.service, call.operation, params)
-
-
-def _replay(clients: dict[str, Any], calls: list[CapturedCall]) -> None:
-    from botocore import xform_name
-
-    for call in calls:
-        getattr(clients[call.service], xform_name(call.operation))(**call.params)
 
 
 def measure_overhead(pairs: int = 300, warmup: int = 30, time_limit: float = 90.0) -> dict[str, Any]:
@@ -130,9 +113,9 @@ def measure_overhead(pairs: int = 300, warmup: int = 30, time_limit: float = 90.
             if answer.get("statusCode") != 200 or answer["headers"].get("x-ingest-outcome") != "stored":
                 raise RuntimeError(f"the handler answered {answer.get('statusCode')}: {answer.get('body')}")
             calls = [c for c in capture.take() if c.operation != "GetSecretValue"]
-            replay = [_renamed(c, str(n)) for c in calls]
+            replayed = [renamed(c, str(n)) for c in calls]
             c2, t2 = time.thread_time(), time.perf_counter()
-            _replay(bare, replay)
+            replay(bare, replayed)
             t3, c3 = time.perf_counter(), time.thread_time()
             if n > warmup:
                 handler_s.append(t1 - t0)
@@ -172,8 +155,8 @@ def measure_overhead(pairs: int = 300, warmup: int = 30, time_limit: float = 90.
 def _load(args: list[str], time_limit: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "result.json"
-        subprocess.run(  # noqa: S603 - this interpreter and our own script
-            [sys.executable, str(REPO_ROOT / "bench" / "load_client.py"), *args, "--result-file", str(out)],
+        subprocess.run(  # noqa: S603 - this interpreter and our own module
+            [sys.executable, "-m", "bench.load_client", *args, "--result-file", str(out)],
             cwd=REPO_ROOT,
             env=dict(os.environ),
             stdout=subprocess.DEVNULL,
@@ -187,11 +170,15 @@ def _load(args: list[str], time_limit: float) -> dict[str, Any]:
 
 def measure_throughput(
     concurrencies: tuple[int, ...] = (1, 4, 16),
-    per_round: int = 160,
+    per_round: int = 100,
     rounds: int = 2,
     time_limit: float = 40.0,
 ) -> dict[str, Any]:
-    """Deliveries/s through the gateway vs PutItem/s on moto, same concurrency, alternating rounds."""
+    """Deliveries/s through the gateway vs PutItem/s on moto, same concurrency, in alternating rounds;
+    and, to tell the stack's share from moto's, vs the bare I/O of whole deliveries replayed with boto3.
+
+    The deliveries are call completions of distinct calls (each a new event of a new entity, so that
+    every replayed request does the same work as the handler's)."""
     from tools.local_aws import DEFAULT_TOKEN
     from tools.local_stack import LocalStack
 
@@ -202,21 +189,27 @@ def measure_throughput(
         function_output(),
     ):
         table = stack.resources["EventsTable"]["Ref"]
-        needed = sum((per_round + 2 * n) * rounds for n in concurrencies) + 10
-        deliveries = simulated_deliveries(calls=needed)
-        # The event item the pipeline writes, as the plain writers' item (captured from one delivery).
-        function_id, event = _event_for(stack, deliveries[0])
+        samples = 10
+        needed = sum((per_round + 2 * n) * rounds for n in concurrencies) + samples + 1
+        deliveries = simulated_deliveries(calls=needed, kinds=("call",))
+        # What the handler asks of AWS for a few deliveries: the writers' item and the replayed I/O.
+        stack.invoke(*_event_for(stack, deliveries[0]))
         capture = Capture()
-        stack.invoke(function_id, event)
         capture.attach(pipeline_clients())
-        stack.invoke(*_event_for(stack, deliveries[1]))
-        item = next(c.params["Item"] for c in capture.take() if c.operation == "PutItem")
+        captured = []
+        for delivery in deliveries[1 : 1 + samples]:
+            stack.invoke(*_event_for(stack, delivery))
+            captured.append([c for c in capture.take() if c.operation != "GetSecretValue"])
+        item = next(c.params["Item"] for c in captured[0] if c.operation == "PutItem")
         item_file = Path(folder) / "item.json"
         item_file.write_text(json.dumps(item))
-        cursor = 2
+        calls_file = Path(folder) / "calls.json"
+        calls_file.write_text(
+            json.dumps([[to_jsonable(c.__dict__) for c in calls] for calls in captured]),
+        )
+        cursor = 1 + samples
         for n in concurrencies:
-            gateway_runs: list[dict[str, Any]] = []
-            putitem_runs: list[dict[str, Any]] = []
+            runs: dict[str, list[dict[str, Any]]] = {"gateway": [], "putitem": [], "replay": []}
             for r in range(rounds):
                 warmup = 2 * n
                 chunk = deliveries[cursor : cursor + warmup + per_round]
@@ -224,24 +217,23 @@ def measure_throughput(
                 bodies_file = Path(folder) / f"bodies-{n}-{r}.json"
                 bodies_file.write_text(json.dumps([[d.path, d.body.decode()] for d in chunk]))
                 common = ["--concurrency", str(n), "--count", str(per_round), "--warmup", str(warmup)]
-                common += ["--time-limit", str(time_limit)]
+                common += ["--time-limit", str(time_limit), "--region", stack.region, "--prefix", f"{n}-{r}"]
                 senders = ["gateway", "--url", stack.gateway_url, "--token", stack.token, "--bodies", str(bodies_file)]
                 writers = ["putitem", "--endpoint", stack.moto_url, "--table", table, "--item", str(item_file)]
-                writers += ["--prefix", f"{n}-{r}", "--region", stack.region]
-                gateway_runs.append(_load([*senders, *common], time_limit))
-                putitem_runs.append(_load([*writers, *common], time_limit))
-            delivered = sum(run["ok"] for run in gateway_runs)
-            errors = sum(run["count"] - run["ok"] for run in gateway_runs)
-            gateway_rate = delivered / sum(run["seconds"] for run in gateway_runs)
-            written = sum(run["ok"] for run in putitem_runs)
-            moto_rate = written / sum(run["seconds"] for run in putitem_runs)
+                bare = ["replay", "--endpoint", stack.moto_url, "--calls", str(calls_file)]
+                runs["gateway"].append(_load([*senders, *common], time_limit))
+                runs["putitem"].append(_load([*writers, *common], time_limit))
+                runs["replay"].append(_load([*bare, *common], time_limit))
+            rates = {name: sum(x["ok"] for x in done) / sum(x["seconds"] for x in done) for name, done in runs.items()}
             results[str(n)] = {
-                "ratio": round(gateway_rate / moto_rate, 3),
-                "deliveries_per_s": round(gateway_rate, 1),
-                "putitem_per_s": round(moto_rate, 1),
-                "deliveries": delivered,
-                "delivery_errors": errors,
-                "putitems": written,
+                "ratio": round(rates["gateway"] / rates["putitem"], 3),
+                "deliveries_per_s": round(rates["gateway"], 1),
+                "putitem_per_s": round(rates["putitem"], 1),
+                "bare_io_deliveries_per_s": round(rates["replay"], 1),
+                "ratio_to_bare_io": round(rates["gateway"] / rates["replay"], 3),
+                "deliveries": sum(x["ok"] for x in runs["gateway"]),
+                "delivery_errors": sum(x["count"] - x["ok"] for x in runs["gateway"]),
+                "errors_other": sum(x["count"] - x["ok"] for x in runs["putitem"] + runs["replay"]),
             }
     return {"by_concurrency": results, "rounds": rounds, "per_round": per_round}
 

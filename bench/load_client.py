@@ -1,10 +1,13 @@
 """Load generator for bench/run.py's throughput figure, run as a process of its own (the server side,
 moto and the local gateway, stays in the benchmark's process).
 
-    python bench/load_client.py gateway --url URL --token T --bodies bodies.json --concurrency N --count M
+    python -m bench.load_client gateway --url URL --token T --bodies bodies.json --concurrency N --count M
         POSTs the bodies ([[path, body], ...], each sent once) to the local gateway, N at a time
-    python bench/load_client.py putitem --endpoint URL --table T --item item.json --concurrency N --count M
+    python -m bench.load_client putitem --endpoint URL --table T --item item.json --concurrency N --count M
         a plain boto3 PutItem loop (the item with a fresh pk each time) straight at the moto server
+    python -m bench.load_client replay --endpoint URL --calls calls.json --concurrency N --count M
+        the bare I/O of whole deliveries: the AWS requests the handler made for a few deliveries
+        ([[{service, operation, params}, ...], ...]), replayed in turn with plain boto3 on keys of their own
 
 Both first send `--warmup` requests that are not counted, then stop after `--count` requests or
 `--time-limit` seconds, whichever comes first, and write {"count", "ok", "seconds", "statuses"}.
@@ -85,24 +88,60 @@ def gateway(args: argparse.Namespace) -> dict[str, Any]:
     return _run(send, args.count, args.concurrency, args.time_limit, args.warmup)
 
 
-def putitem(args: argparse.Namespace) -> dict[str, Any]:
+def _client_factory(args: argparse.Namespace) -> Any:
     import boto3
     from botocore.config import Config
+
+    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+
+    def make(service: str) -> Any:
+        session = boto3.session.Session(
+            region_name=args.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+        )
+        return session.client(service, endpoint_url=args.endpoint, config=config)
+
+    return make
+
+
+def replay_deliveries(args: argparse.Namespace) -> dict[str, Any]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from bench.common import CapturedCall, from_jsonable, renamed, replay
+
+    deliveries = [
+        [CapturedCall(c["service"], c["operation"], from_jsonable(c["params"])) for c in calls]
+        for calls in json.loads(Path(args.calls).read_text())
+    ]
+    make = _client_factory(args)
+    local = threading.local()
+
+    def send(n: int) -> str:
+        clients = getattr(local, "clients", None)
+        if clients is None:
+            clients = local.clients = {name: make(name) for name in ("dynamodb", "s3", "sqs")}
+        calls = [renamed(call, f"{args.prefix}-{n}") for call in deliveries[n % len(deliveries)]]
+        try:
+            replay(clients, calls)
+        except (BotoCoreError, ClientError) as error:
+            return type(error).__name__
+        return "200"
+
+    return _run(send, args.count, args.concurrency, args.time_limit, args.warmup)
+
+
+def putitem(args: argparse.Namespace) -> dict[str, Any]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     item: dict[str, Any] = json.loads(Path(args.item).read_text())
+    make = _client_factory(args)
     local = threading.local()
-    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
 
     def send(n: int) -> str:
         client = getattr(local, "client", None)
         if client is None:
-            session = boto3.session.Session(
-                region_name=args.region,
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
-            )
-            client = local.client = session.client("dynamodb", endpoint_url=args.endpoint, config=config)
+            client = local.client = make("dynamodb")
         fresh = {**item, "pk": {"S": f"LOAD#{args.prefix}#{n}"}}
         try:
             client.put_item(TableName=args.table, Item=fresh)
@@ -115,13 +154,14 @@ def putitem(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="throughput load generator (loopback only)")
-    parser.add_argument("mode", choices=("gateway", "putitem"))
+    parser.add_argument("mode", choices=("gateway", "putitem", "replay"))
     parser.add_argument("--url")
     parser.add_argument("--token")
     parser.add_argument("--bodies")
     parser.add_argument("--endpoint")
     parser.add_argument("--table")
     parser.add_argument("--item")
+    parser.add_argument("--calls")
     parser.add_argument("--prefix", default="x")
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--concurrency", type=int, default=1)
@@ -134,7 +174,7 @@ def main() -> int:
         value = getattr(args, name)
         if value and not value.startswith(("http://127.", "http://localhost")):
             raise SystemExit(f"--{name} must be a loopback address, got {value}")
-    result = gateway(args) if args.mode == "gateway" else putitem(args)
+    result = {"gateway": gateway, "putitem": putitem, "replay": replay_deliveries}[args.mode](args)
     Path(args.result_file).write_text(json.dumps(result))
     return 0
 

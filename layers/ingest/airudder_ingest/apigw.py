@@ -23,14 +23,31 @@ class WebhookRequest:
     request_id: str = ""
     source_ip: str = ""
     received_ms: int = 0
+    # Why the body could not be read as sent (e.g. flagged base64 but not base64): the pipeline
+    # quarantines it and answers 400 once the sender is authenticated. `body` then holds the text.
+    body_error: str | None = None
+
+
+def _body(event: Mapping[str, Any]) -> tuple[bytes, str | None]:
+    """The body as received, and why it is unreadable (None when it is fine). Never raises: API Gateway
+    sends strict base64 and valid UTF-8, but a hand-made event may not."""
+    raw = event.get("body") or ""
+    if isinstance(raw, bytes | bytearray):
+        text = bytes(raw)
+    elif isinstance(raw, str):
+        text = raw.encode("utf-8", "surrogatepass")  # a lone surrogate stays invalid UTF-8 (400 later)
+    else:
+        return b"", f"body is not a string but {type(raw).__name__}"
+    if not event.get("isBase64Encoded"):
+        return text, None
+    try:
+        return base64.b64decode(text, validate=True), None
+    except ValueError:  # binascii.Error
+        return text, "body is flagged base64 but is not valid base64"
 
 
 def parse_event(event: Mapping[str, Any]) -> WebhookRequest:
-    raw = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        body = base64.b64decode(raw)
-    else:
-        body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+    body, body_error = _body(event)
     context = event.get("requestContext") or {}
     route_key = event.get("routeKey") or context.get("routeKey") or ""
     route_path = route_key.split(" ", 1)[1] if " " in route_key else route_key
@@ -44,6 +61,7 @@ def parse_event(event: Mapping[str, Any]) -> WebhookRequest:
         request_id=context.get("requestId", ""),
         source_ip=(context.get("http") or {}).get("sourceIp", ""),
         received_ms=int(context.get("timeEpoch") or time.time() * 1000),
+        body_error=body_error,
     )
 
 

@@ -153,14 +153,16 @@ class Progress:
     """A count on stderr while a long job runs: rewritten in place on a terminal, a line every few
     seconds otherwise (logs), nothing when quiet."""
 
-    def __init__(self, verb: str, *, stream: TextIO | None = None, quiet: bool = False, every: float = 0.5) -> None:
+    def __init__(
+        self, verb: str, *, stream: TextIO | None = None, quiet: bool = False, every: float | None = None
+    ) -> None:
         self.verb = verb
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.count = 0
         self.started = time.monotonic()
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._every = every if self._tty else max(every, 5.0)
+        self._every = every if every is not None else 0.5 if self._tty else 5.0
         self._last = self.started
         self._shown = False
 

@@ -153,6 +153,8 @@ class IngestPipeline:
                     f"body of {len(request.body)} bytes is over the limit of {self.settings.max_body_bytes}"
                 ),
             )
+        if request.body_error:
+            self._quarantine(request, model.webhook_type, received_at, InvalidPayload(request.body_error))
         self.signatures.verify(request, model.webhook_type)
         plaintext = self._decrypted(request, model.webhook_type, received_at)
         value, facts = self._decode(request, model, received_at, plaintext)
@@ -183,7 +185,7 @@ class IngestPipeline:
     ) -> tuple[Any, EventFacts]:
         try:
             value = json.loads((request.body if plaintext is None else plaintext).decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             self._quarantine(
                 request, model.webhook_type, received_at, InvalidPayload(f"body is not valid JSON: {exc}")
             )

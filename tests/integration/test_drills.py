@@ -1,0 +1,352 @@
+"""Failure drills, each ending with an exact count and nothing lost.
+
+Quick sizes in `make test`; `make drills` (DRILLS=full) runs the same drills at full size: 2,000 webhooks
+through an AWS outage, 10,000 hostile requests, 20 bodies x 50 concurrent senders (drills_support.SIZES).
+
+1. outage     the AIRUDDER simulator pushes its webhooks (AIRUDDER's retry rule, retry delay scaled down)
+              while the fault proxy cuts AWS off for a stretch in the middle: those deliveries get 5xx,
+              the retries land them, and DynamoDB holds every event exactly once.
+2. kill       the deployed handler, in a process of its own, is SIGKILLed right after the S3 archive
+              (and, in turn, after the event write and after the state write): the retry completes it.
+3. hostile    malformed and hostile requests (hypothesis): bodies, headers, query strings, tokens, base64
+              flags, huge and deep JSON, invalid UTF-8. No 5xx, no exception; each answered 401, 404,
+              413, 400 or 200 as it should be; every authenticated refusal is quarantined. In-process
+              against the moto server for the bulk, plus a sample over HTTP through the local gateway.
+4. duplicates each body posted by 50 concurrent senders at once: exactly one event each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import HealthCheck, Phase, given, settings
+
+from tools.local_stack import LocalStack
+from tools.simulator import AirudderSimulator
+
+from .conftest import Client, Inspector
+from .drills_support import REPO_ROOT, SIZES, STOP_POINTS, HostileCase, hostile_cases
+
+pytestmark = pytest.mark.integration
+# Small enough that "too large" bodies stay cheap for moto to keep, large enough for deep JSON to fit.
+MAX_BODY_BYTES = 262_144
+CALL_ROUTE = "/webhooks/workflow/call"
+DIALER = "/webhooks/workflow/dialer"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(parameters={"MaxBodyBytes": str(MAX_BODY_BYTES)}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(stack: LocalStack) -> Client:
+    return Client(stack)
+
+
+@pytest.fixture(scope="module")
+def inspector(stack: LocalStack) -> Inspector:
+    return Inspector(stack)
+
+
+def scan(inspector: Inspector, prefix: str) -> list[dict[str, Any]]:
+    """Every item whose pk starts with `prefix`, straight from moto."""
+    pages = inspector.ddb.get_paginator("scan").paginate(
+        TableName=inspector.table,
+        FilterExpression="begins_with(pk, :p)",
+        ExpressionAttributeValues={":p": {"S": prefix}},
+    )
+    return [item for page in pages for item in page.get("Items", [])]
+
+
+# ---------------------------------------------------------------------------------------------- 1. outage
+
+
+def test_an_aws_outage_mid_push_loses_nothing_and_stores_every_event_once(
+    stack: LocalStack, inspector: Inspector
+) -> None:
+    assert stack.faults is not None
+    faults = stack.faults
+    n = SIZES.outage_webhooks
+    sim = AirudderSimulator(seed=606, workflows=10, calls_per_workflow=n // 10)
+    calls = sim.dataset.calls()
+    assert len(calls) == n
+    call_ids = {c.call_id for c in calls}
+    puts_before = faults.count("dynamodb", "PutItem")
+    window: dict[str, float] = {}
+
+    def cut_aws_in_the_middle() -> None:
+        # When a third of the webhooks are stored, AWS becomes unreachable for a while, then comes back.
+        deadline = time.monotonic() + 600
+        while faults.count("dynamodb", "PutItem") - puts_before < n // 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        faults.outage()
+        window["start"] = time.monotonic()
+        time.sleep(SIZES.outage_seconds)
+        faults.restore()
+        window["end"] = time.monotonic()
+
+    cutter = threading.Thread(target=cut_aws_in_the_middle, daemon=True)
+    with sim:
+        cutter.start()
+        try:
+            report = sim.push_webhooks(
+                stack.gateway_url,
+                token=stack.token,
+                kinds=("call",),
+                retry_delay=SIZES.retry_delay,
+                concurrency=8,
+                timeout=30,
+            )
+        finally:
+            cutter.join(timeout=SIZES.outage_seconds + 600)
+            faults.restore()
+    assert "end" in window, "the outage never started"
+    # Every webhook was delivered in the end; some only by a retry after a 5xx during the outage.
+    assert report.planned == n and report.skipped == 0
+    assert report.dropped == 0, report.summary()
+    assert report.delivered == n, report.summary()
+    server_errors = sum(v for k, v in report.outcomes.items() if k.startswith("5"))
+    assert server_errors > 0 and report.retried > 0, report.summary()
+    assert report.attempts == n + report.retried
+    # DynamoDB holds exactly one event per webhook, with its state, and S3 one archive object.
+    from airudder_ingest.events import event_id
+    from tools.simulator import call_completed_body
+
+    expected = {event_id("workflow.call", call_completed_body(c, sim.url)) for c in calls}
+    events = [e for e in scan(inspector, "EV#") if e.get("call_id", {}).get("S") in call_ids]
+    stored = Counter(e["event_id"]["S"] for e in events)
+    assert len(events) == n and set(stored) == expected and set(stored.values()) == {1}
+    states = [s for s in scan(inspector, "CALL#") if s.get("call_id", {}).get("S") in call_ids]
+    assert len(states) == n
+    archived = {key.rsplit("/", 1)[-1].removesuffix(".json") for key in inspector.keys("raw/type=workflow.call/")}
+    assert expected <= archived
+
+
+# ---------------------------------------------------------------------------------------------- 2. kill
+
+
+def _contact(call_id: str, rec: str = "") -> dict[str, Any]:
+    return {
+        "workflow_id": "wf-kill",
+        "nodetask_id": "nt-kill",
+        "pds": {
+            "type": "ContactStatus",
+            "body": {
+                "taskId": "task-kill",
+                "callid": call_id,
+                "state": "HANGUP",
+                "phoneNumber": "+6281200000002",
+                "timestamp": "1767225600000",
+                "recLink": rec,
+            },
+        },
+    }
+
+
+@pytest.mark.parametrize("stop_after", STOP_POINTS)
+def test_a_handler_killed_mid_ingest_is_completed_by_the_retry(
+    stop_after: str, stack: LocalStack, inspector: Inspector, client: Client, tmp_path: Path
+) -> None:
+    from tools.gateway import build_event, match_route
+
+    assert stack.faults is not None
+    call_id = f"kill-{stop_after}-{os.getpid()}-{time.monotonic_ns()}"
+    body = json.dumps(_contact(call_id, rec="https://recordings.airudder.com/r.wav")).encode()
+    found = match_route(stack.route_objects, "POST", DIALER)
+    assert found is not None
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(build_event("POST", DIALER, {"token": stack.token}, {}, body, found[0])))
+    marker = tmp_path / "marker"
+    stack.faults.reset_calls()
+    helper = [sys.executable, "-m", "tests.integration.drills_support", "kill", "--event", str(event_file)]
+    child = subprocess.Popen(
+        [*helper, "--stop-after", stop_after, "--marker", str(marker)],
+        cwd=REPO_ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.exists(), child.stderr.read().decode()[-2000:] if child.stderr else "no marker"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=30)
+        if child.stderr:
+            child.stderr.close()
+    assert child.returncode == -signal.SIGKILL
+    store = inspector.store()
+    wrote = [c.operation for c in stack.faults.calls() if c.service in ("s3", "dynamodb", "sqs")]
+    # What the killed process left behind, exactly
+    left = {
+        "archive": ["PutObject"],
+        "event": ["PutObject", "PutItem"],
+        "state": ["PutObject", "PutItem", "UpdateItem"],
+    }
+    assert wrote == left[stop_after]
+    events = list(store.entity_events("CALL", call_id))
+    assert len(events) == (0 if stop_after == "archive" else 1)
+    assert (store.get_state("CALL", call_id) is not None) == (stop_after == "state")
+    # When AIRUDDER retries (the same body, over HTTP)
+    stack.faults.reset_calls()
+    retry = client.post(DIALER, None, raw=body)
+    # Then the event is complete: stored once, its state applied, its recording queued
+    assert retry.status_code == 200
+    assert retry.headers["x-ingest-outcome"] == ("stored" if stop_after == "archive" else "duplicate")
+    events = list(store.entity_events("CALL", call_id))
+    assert len(events) == 1
+    state = store.get_state("CALL", call_id)
+    assert state is not None and state["last_event_id"] == events[0]["event_id"]
+    assert stack.faults.count("sqs", "SendMessage") == 1
+
+
+# ---------------------------------------------------------------------------------------------- 3. hostile
+
+
+class HostileLedger:
+    """What the hostile requests were answered, and what that must have left in the store."""
+
+    def __init__(self) -> None:
+        self.statuses: Counter[int] = Counter()
+        self.kinds: Counter[str] = Counter()
+        self.quarantine_ids: set[str] = set()
+        self.stored_event_ids: set[str] = set()
+        self.count = 0
+
+    def check(self, case: HostileCase, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.count += 1
+        self.statuses[status] += 1
+        self.kinds[case.body_kind] += 1
+        assert status < 500, f"{status} for a {case.body_kind} body: {body[:300]!r}"
+        assert status in case.expected, (
+            f"{status} for {case.body_kind} on {case.raw_path} (expected {sorted(case.expected)}, "
+            f"authenticated {case.authenticated}): {body[:300]!r}"
+        )
+        answer = json.loads(body or b"{}")
+        if status in (400, 413):
+            assert answer.get("quarantine_id"), answer
+            self.quarantine_ids.add(answer["quarantine_id"])
+        elif status == 200:
+            self.stored_event_ids.add(headers["x-event-id"])
+        else:
+            assert "quarantine_id" not in answer
+
+    def check_store(self, inspector: Inspector) -> None:
+        quarantined = {item["pk"]["S"][2:] for item in scan(inspector, "Q#")}
+        missing = self.quarantine_ids - quarantined
+        assert not missing, f"{len(missing)} refused bodies were not quarantined"
+        store = inspector.store()
+        for quarantine_id in self.quarantine_ids:
+            item = store.get_quarantine(quarantine_id)
+            assert item is not None and item["http_status"] in (400, 413)
+        for event in self.stored_event_ids:
+            assert store.get_event(event) is not None
+
+
+HYPOTHESIS = settings(
+    deadline=None,
+    database=None,
+    derandomize=True,
+    phases=[Phase.generate],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.large_base_example,
+    ],
+)
+
+
+def test_hostile_requests_in_process_are_each_answered_as_they_should_be(
+    stack: LocalStack, inspector: Inspector
+) -> None:
+    ledger = HostileLedger()
+
+    @settings(HYPOTHESIS, max_examples=SIZES.hostile_in_process)
+    @given(case=hostile_cases(stack.token, MAX_BODY_BYTES))
+    def run(case: HostileCase) -> None:
+        function_id = next(r.function_id for r in stack.route_objects if r.route_key == case.route_key)
+        answer = stack.invoke(function_id, case.event())  # the deployed handler; it must never raise
+        ledger.check(case, answer["statusCode"], answer["headers"], answer["body"].encode())
+
+    run()
+    assert ledger.count == SIZES.hostile_in_process, ledger.count
+    assert set(ledger.statuses) <= {200, 400, 401, 404, 413}
+    assert ledger.statuses[401] > 0 and ledger.statuses[400] > 0 and ledger.statuses[413] > 0
+    ledger.check_store(inspector)
+    print(f"hostile in-process: {ledger.count} requests, statuses {dict(ledger.statuses)}, "
+          f"{len(ledger.quarantine_ids)} distinct bodies quarantined")  # fmt: skip
+
+
+def test_hostile_requests_over_http_are_each_answered_as_they_should_be(
+    stack: LocalStack, inspector: Inspector
+) -> None:
+    ledger = HostileLedger()
+    session = requests.Session()
+
+    @settings(HYPOTHESIS, max_examples=SIZES.hostile_http)
+    @given(case=hostile_cases(stack.token, MAX_BODY_BYTES, http=True))
+    def run(case: HostileCase) -> None:
+        answer = session.post(
+            stack.gateway_url + case.raw_path,
+            params=case.query,
+            headers={**case.headers},
+            data=case.raw,
+            timeout=30,
+        )
+        ledger.check(case, answer.status_code, dict(answer.headers), answer.content)
+
+    run()
+    assert ledger.count == SIZES.hostile_http
+    ledger.check_store(inspector)
+
+
+# ---------------------------------------------------------------------------------------------- 4. duplicates
+
+
+def test_fifty_concurrent_senders_of_each_body_store_exactly_one_event_each(
+    stack: LocalStack, inspector: Inspector, client: Client
+) -> None:
+    senders = SIZES.duplicate_senders
+    bodies = [_contact(f"dup-{n}-{time.monotonic_ns()}") for n in range(SIZES.duplicate_bodies)]
+    outcomes: dict[str, Counter[str]] = {}
+    for body in bodies:
+        raw = json.dumps(body).encode()
+        start = threading.Barrier(senders)
+
+        def send(_: int, raw: bytes = raw, start: threading.Barrier = start) -> requests.Response:
+            start.wait(timeout=60)
+            return requests.post(
+                stack.url(DIALER, with_token=True), data=raw, headers={"content-type": "application/json"}, timeout=60
+            )
+
+        with ThreadPoolExecutor(max_workers=senders) as pool:
+            answers = list(pool.map(send, range(senders)))
+        assert [a.status_code for a in answers] == [200] * senders
+        ids = {a.headers["x-event-id"] for a in answers}
+        assert len(ids) == 1
+        outcomes[ids.pop()] = Counter(a.headers["x-ingest-outcome"] for a in answers)
+    for counts in outcomes.values():
+        assert counts == Counter({"stored": 1, "duplicate": senders - 1})
+    store = inspector.store()
+    events = [e for b in bodies for e in store.entity_events("CALL", b["pds"]["body"]["callid"])]
+    assert len(events) == len(bodies) and {e["event_id"] for e in events} == set(outcomes)

@@ -1,0 +1,135 @@
+"""airudder-data without AWS: arguments, time bounds, the streaming writers, and the one-line AWS errors."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, NoCredentialsError
+
+from airudder_ingest import cli
+from airudder_ingest.export import EVENT_COLUMNS, ExportError, Progress, export_rows, write_export
+from airudder_ingest.store import EventStore
+
+
+def test_time_bounds_keep_days_and_turn_times_into_utc() -> None:
+    assert cli.time_bound("2025-04-15") == "2025-04-15"
+    assert cli.time_bound("2025-04-15T09:30:00+07:00") == "2025-04-15T02:30:00.000Z"
+    assert cli.time_bound("2025-04-15 09:30:00") == "2025-04-15T09:30:00.000Z"  # no zone: UTC
+    with pytest.raises(argparse.ArgumentTypeError):
+        cli.time_bound("yesterday")
+
+
+def test_days_between_includes_both_ends() -> None:
+    assert cli.days_between("2024-02-28", "2024-03-01") == ["2024-02-28", "2024-02-29", "2024-03-01"]
+    with pytest.raises(cli.CliError):
+        cli.days_between("2024-03-01", "2024-02-28")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["export", "--output", "x.csv"],  # no day
+        ["export", "--from", "2025-01-01", "--output", "x.csv"],  # --from without --to
+        ["export", "--day", "2025-13-01", "--output", "x.csv"],  # not a day
+        ["replay", "--call-id", "c", "--type", "workflow.call"],  # --type goes with --day
+        ["phone", "+62812", "--since", "soon"],
+        [],
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(argv)
+    assert stopped.value.code == 2
+    assert "usage: airudder-data" in capsys.readouterr().err
+
+
+def test_connection_options_go_before_or_after_the_command() -> None:
+    parser = cli.build_parser()
+    before = parser.parse_args(["--table", "T", "--json", "call", "c1"])
+    after = parser.parse_args(["call", "c1", "--table", "T", "--json"])
+    neither = parser.parse_args(["call", "c1"])
+    assert (before.table, before.json) == (after.table, after.json) == ("T", True)
+    assert (neither.table, neither.json, neither.stack) == (None, None, None)
+
+
+def items(count: int) -> Iterator[Mapping[str, Any]]:
+    for n in range(count):
+        yield {"item_type": "event", "event_id": f"e{n}", "webhook_type": "workflow.call", "data": '{"a":1}'}
+        yield {"item_type": "quarantine", "pk": f"Q#{n:032x}", "webhook_type": "workflow.call", "http_status": 400}
+
+
+def test_export_rows_pick_events_or_quarantined_deliveries() -> None:
+    events = list(export_rows(["d"], lambda day: items(3), quarantined=False, quarantine_id=EventStore.quarantine_id))
+    held = list(export_rows(["d"], lambda day: items(3), quarantined=True, quarantine_id=EventStore.quarantine_id))
+    assert [row["event_id"] for _, row in events] == ["e0", "e1", "e2"]
+    assert [row["quarantine_id"] for _, row in held] == [f"{n:032x}" for n in range(3)]
+    assert held[0][1]["http_status"] == "400"
+
+
+def test_csv_and_jsonl_files_appear_whole(tmp_path: Path) -> None:
+    quiet = Progress("exported", quiet=True)
+    for fmt in ("csv", "jsonl"):
+        output = tmp_path / f"out.{fmt}"
+        rows = export_rows(["d"], lambda day: items(5), quarantined=False, quarantine_id=EventStore.quarantine_id)
+        assert write_export(rows, fmt=fmt, output=str(output), columns=EVENT_COLUMNS, progress=quiet) == 5
+        text = output.read_text()
+        parsed = list(csv.DictReader(io.StringIO(text))) if fmt == "csv" else list(map(json.loads, text.splitlines()))
+        assert [r["event_id"] for r in parsed] == [f"e{n}" for n in range(5)]
+        assert parsed[0]["phone"] in ("", None)  # absent values stay empty
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "out.jsonl"]
+
+
+def test_a_failed_export_leaves_no_file(tmp_path: Path) -> None:
+    def broken(day: str) -> Iterator[Mapping[str, Any]]:
+        yield from items(2)
+        raise RuntimeError("connection lost")
+
+    output = tmp_path / "out.csv"
+    rows = export_rows(["d"], broken, quarantined=False, quarantine_id=EventStore.quarantine_id)
+    with pytest.raises(RuntimeError):
+        write_export(rows, fmt="csv", output=str(output), columns=EVENT_COLUMNS, progress=Progress("x", quiet=True))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ExportError):
+        write_export(iter([]), fmt="parquet", output="-", columns=EVENT_COLUMNS, progress=Progress("x", quiet=True))
+
+
+def test_progress_goes_to_its_stream_and_ends_with_a_summary() -> None:
+    stream = io.StringIO()
+    progress = Progress("exported", stream=stream, every=0.0)
+    for _ in range(3):
+        progress.step("2025-04-15")
+    progress.done("exported 3 events")
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("exported 1 (") and lines[-1].startswith("exported 3 events in ")
+
+
+def client_error(code: str, message: str = "m", operation: str = "GetItem") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+def test_aws_failures_become_one_line() -> None:
+    ctx = cli.Context(cli.build_parser().parse_args(["call", "c", "--table", "T", "--region", "eu-west-1"]))
+    ctx._target = cli.Target(table="T", bucket="B")
+    assert cli._aws_problem(client_error("ResourceNotFoundException"), ctx) == (
+        "table 'T' not found in eu-west-1 (check --table or --stack)"
+    )
+    assert cli._aws_problem(client_error("NoSuchBucket"), ctx) == "bucket 'B' not found (check --bucket or --stack)"
+    denied = cli._aws_problem(client_error("AccessDeniedException", "not allowed", "Query"), ctx)
+    assert denied == "access denied to Query: not allowed"
+    assert str(cli._aws_problem(client_error("ExpiredToken"), ctx)).startswith("AWS rejected the credentials")
+    assert str(cli._aws_problem(NoCredentialsError(), ctx)).startswith("no AWS credentials")
+    assert cli._aws_problem(ValueError("a bug"), ctx) is None  # not an AWS problem: a traceback
+
+
+def test_readable_items_show_numbers_and_the_body() -> None:
+    from decimal import Decimal
+
+    shown = cli.readable({"data": '{"b": [1, 2]}', "size": Decimal("3"), "rate": Decimal("0.5")})
+    assert shown == {"data": {"b": [1, 2]}, "size": 3, "rate": 0.5}
