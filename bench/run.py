@@ -51,15 +51,21 @@ def _hook(name: str, script: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / f"{name}.json"
         started = time.monotonic()
-        completed = subprocess.run(  # noqa: S603 - this interpreter and the project's own script
-            [sys.executable, str(path), "--json", str(out)],
-            cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "layers" / "ingest")])},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=HOOK_TIME_LIMIT,
-            check=False,
-        )
+        try:
+            completed = subprocess.run(  # noqa: S603 - this interpreter and the project's own script
+                [sys.executable, str(path), "--json", str(out)],
+                cwd=REPO_ROOT,
+                env={
+                    **os.environ,
+                    "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "layers" / "ingest")]),
+                },
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=HOOK_TIME_LIMIT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return {"status": f"failed (no answer in {HOOK_TIME_LIMIT} s)", "script": script}
         output = completed.stdout.decode(errors="replace")
         for line in output.splitlines():
             say(f"  {name}| {line}")
@@ -190,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         if name not in wanted:
             continue
         t0 = time.monotonic()
-        say(f"{name}: running {script} ..." if (REPO_ROOT / script).is_file() else f"{name}: hook")
+        if (REPO_ROOT / script).is_file():
+            say(f"{name}: running {script} ...")
         result = _hook(name, script)
         figures[name] = result
         seconds[name] = round(time.monotonic() - t0, 1)
