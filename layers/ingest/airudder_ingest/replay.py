@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from typing import Any
 
@@ -28,24 +28,13 @@ from .apigw import WebhookRequest
 from .archive import QUARANTINE_PREFIX, RAW_PREFIX, Envelope, body_of, is_quarantine_key
 from .decryption import DecryptionFailed
 from .events import raw_digest
-from .models import IdentifierMissing, WebhookModel, all_models
+from .models import EventFacts, IdentifierMissing, WebhookModel, all_models
 from .pipeline import IngestPipeline
 from .store import EventRecord
 
 SOURCE = "replay"
 # Facts a model derives from a body; a replay reports those that differ from the stored event's.
-FACT_FIELDS = (
-    "entity_kind",
-    "entity_id",
-    "status",
-    "phone",
-    "case_id",
-    "workflow_id",
-    "nodetask_id",
-    "task_id",
-    "call_id",
-    "recording_url",
-)
+FACT_FIELDS = tuple(f.name for f in fields(EventFacts) if f.name != "event_time")
 OUTCOMES = ("stored", "repaired", "unchanged", "invalid")
 
 
