@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,6 +79,9 @@ class EventRecord:
     task_id: str | None = None
     call_id: str | None = None
     recording_url: str | None = None
+    agent: str | None = None
+    results: Mapping[str, str] = field(default_factory=dict)  # result title -> value (agent's disposition)
+    unreadable: tuple[str, ...] = ()  # facts the model could not read (models.base.EventFacts)
 
     @property
     def entity(self) -> str:
@@ -152,6 +155,10 @@ class EventStore:
             "task_id": rec.task_id,
             "call_id": rec.call_id,
             "recording_url": rec.recording_url,
+            "agent": rec.agent,
+            # Only when there is something to say (absent otherwise, as every empty fact).
+            "results": dict(rec.results) or None,
+            "unreadable": list(rec.unreadable) or None,
             "archive_key": rec.archive_key,
             "phone_key": f"PHONE#{rec.phone}" if rec.phone else None,
             "case_key": f"CASE#{rec.case_id}" if rec.case_id else None,
@@ -322,6 +329,17 @@ class EventStore:
                 values[":t"] = f"{webhook_type}#"
             yield from self._query("ByDay", condition, values)
 
+    def unreadable_events(self, day: str, webhook_type: str | None = None) -> Iterator[dict[str, Any]]:
+        """The events of a day that their model could not fully read (those with `unreadable`), shard
+        after shard; `webhook_type` narrows to one type. Read from the export index, filtered there."""
+        for shard in range(self.day_shards):
+            condition = "day_key = :d"
+            values: dict[str, Any] = {":d": f"DAY#{day}#{shard}"}
+            if webhook_type:
+                condition += " AND begins_with(day_sort, :t)"
+                values[":t"] = f"{webhook_type}#"
+            yield from self._query("ByDay", condition, values, filter_expression="attribute_exists(unreadable)")
+
     def workflow_members(self, workflow_id: str) -> Iterator[dict[str, Any]]:
         """States of the workflow itself and of every call, case and task filed under it."""
         for shard in range(self.parent_shards):
@@ -364,6 +382,7 @@ class EventStore:
         *,
         forward: bool = True,
         limit: int | None = None,
+        filter_expression: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         request: dict[str, Any] = {
             "TableName": self.table_name,
@@ -372,6 +391,8 @@ class EventStore:
             "ExpressionAttributeValues": _to_item(values),
             "ScanIndexForward": forward,
         }
+        if filter_expression:
+            request["FilterExpression"] = filter_expression
         returned = 0
         while True:
             answer = self._ddb.query(**request)
