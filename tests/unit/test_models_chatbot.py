@@ -180,7 +180,7 @@ def test_a_callback_naming_nothing_is_filed_under_itself(model: Any) -> None:
         model.model_validate(body).facts()
     facts = read_facts(model, body)
     assert (facts.entity_kind, facts.entity_id, facts.phone) == ("DELIVERY", None, "+62811")
-    assert len(facts.unreadable) == 1 and facts.unreadable[0] in ("message_id", "session_id")
+    assert len(facts.unreadable) == 1 and facts.unreadable[0] in ("message_id", "replied_message_id", "session_id")
 
 
 @pytest.mark.parametrize("model", [ChatbotTemplateResult, ChatbotMessageStatus, ChatbotMessageStatusStar])

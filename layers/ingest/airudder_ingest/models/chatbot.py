@@ -133,8 +133,8 @@ class ChatbotTemplateReply(_ChatbotFields):
         return first(self.replied_msg_id, text_or_none(quoted.get("msg_id")) if isinstance(quoted, Mapping) else None)
 
     def facts(self) -> EventFacts:
-        target = first(self.answered_message_id(), self.sent_message_id())
-        return self._facts(("MESSAGE", "message_id", target), self._session(), status="replied")
+        answered = ("MESSAGE", "replied_message_id", self.answered_message_id())
+        return self._facts(answered, self._message(), self._session(), status="replied")
 
 
 # --- conversation --------------------------------------------------------------------------------------

@@ -285,7 +285,8 @@ class WorkflowChatbotSessionEnded(_WorkflowFields):
 
     def facts(self) -> EventFacts:
         return file_under(
-            ("SESSION", "session_id", first(self.call_id, self.wfdetail_uuid)),
+            ("SESSION", "call_id", self.call_id),  # §28: `call_id` is the session
+            ("SESSION", "wfdetail_uuid", self.wfdetail_uuid),
             event_time=self.timestamp,
             status=first(self.status, "ended"),
             phone=self.callee,
