@@ -333,3 +333,12 @@ def test_custom_results_in_either_shape() -> None:
     for shape in (as_object, as_list):
         facts = read_facts(WorkflowDialerPush, dialer("AgentStatus", agentName="a1", customizeResults=shape))
         assert facts.results == {"Level1": "WA", "PTP Amount": "5000"}
+
+
+def test_null_for_a_nested_object_reads_as_absent() -> None:
+    envelope_only = read_facts(WorkflowDialerPush, {"workflow_id": "w1", "pds": None})
+    assert (envelope_only.entity_kind, envelope_only.unreadable) == ("WORKFLOW", ("type", "call_id"))
+    no_body = read_facts(WorkflowDialerPush, {"workflow_id": "w1", "pds": {"type": "TaskStatus", "body": None}})
+    assert (no_body.entity_kind, no_body.unreadable) == ("WORKFLOW", ("task_id",))
+    no_callee = read_facts(WorkflowCustomApiPush, {"workflow_id": "w1", "callee": None})
+    assert (no_callee.entity_kind, no_callee.unreadable) == ("WORKFLOW", ("case_id",))

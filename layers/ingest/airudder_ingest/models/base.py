@@ -81,6 +81,14 @@ def _phone_text(value: Any) -> str | None:
 Phone = Annotated[str | None, BeforeValidator(_phone_text)]
 
 
+def _null_as_absent(value: Any) -> Any:
+    return {} if value is None else value
+
+
+# Before a nested object's model: JSON null reads as an absent (empty) object, not an unreadable one.
+NullAsEmpty = BeforeValidator(_null_as_absent)
+
+
 def alias(*names: str) -> Any:
     """A field that accepts any of AIRUDDER's spellings of one name."""
     return Field(default=None, validation_alias=AliasChoices(*names))

@@ -6,7 +6,7 @@ tables, and fields it does not list are looked for under every spelling AIRUDDER
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -18,6 +18,7 @@ from .base import (
     TASK_ID,
     EventFacts,
     Int,
+    NullAsEmpty,
     Phone,
     Text,
     WebhookModel,
@@ -64,7 +65,7 @@ class DialerBody(_Tolerant):
 
 class DialerEnvelope(_Tolerant):
     type: Text = None  # TaskStatus, ContactStatus, AgentStatus; others are kept
-    body: DialerBody = Field(default_factory=DialerBody)
+    body: Annotated[DialerBody, NullAsEmpty] = Field(default_factory=DialerBody)
 
 
 class WorkflowDialerPush(_WorkflowFields):
@@ -77,7 +78,7 @@ class WorkflowDialerPush(_WorkflowFields):
     webhook_type = "workflow.dialer"
     title = "Webhook of Predictive Dialer Task/Contacts/Agents Status Changes"
 
-    pds: DialerEnvelope = Field(default_factory=DialerEnvelope)
+    pds: Annotated[DialerEnvelope, NullAsEmpty] = Field(default_factory=DialerEnvelope)
 
     def facts(self) -> EventFacts:
         kind, body = self.pds.type, self.pds.body
@@ -151,7 +152,7 @@ class WorkflowCustomApiPush(WebhookModel):
     workflow_name: Text = None
     node_id: Text = None
     node_name: Text = None
-    callee: CustomApiCallee = Field(default_factory=CustomApiCallee)
+    callee: Annotated[CustomApiCallee, NullAsEmpty] = Field(default_factory=CustomApiCallee)
     timestamp: Any = alias("timestamp", "push_time", "update_time")
 
     @model_validator(mode="before")
