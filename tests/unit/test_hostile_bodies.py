@@ -9,15 +9,19 @@ import base64
 import hashlib
 import json
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from airudder_ingest.airudder_client import AirudderApiSettings, AirudderClient, AirudderCredentials
 from airudder_ingest.apigw import parse_event
 from airudder_ingest.archive import body_of
 from airudder_ingest.events import canonical_json, event_id, iso_utc, parse_offset, to_utc, utf8_text
 from airudder_ingest.limits import DIGEST_PREFIX, key_part, storable
+from airudder_ingest.sync import SyncReport, SyncSettings, WorkflowSync
+from airudder_ingest.sync import _Run as _SyncRun
 
 from .test_pipeline import BUCKET, TABLE, api_event, aws, make_pipeline  # noqa: F401 - aws is a fixture
 
@@ -166,3 +170,41 @@ def test_values_are_made_storable() -> None:
     long = key_part("c" * 3_000, 1_000)
     assert long.startswith(DIGEST_PREFIX) and long == key_part("c" * 3_000, 1_000) and len(long) == 71
     assert key_part("a\ud800", 100).startswith(DIGEST_PREFIX)
+
+
+def test_a_pulled_record_our_code_fails_on_is_quarantined_and_the_sync_moves_on(
+    aws: dict[str, Any],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pipeline = make_pipeline(aws)
+    pipeline.recordings = None  # the sync queues recordings itself
+    client = AirudderClient(lambda: AirudderCredentials("k", "s"), AirudderApiSettings(base_url="http://127.0.0.1:9"))
+    sync = WorkflowSync(SyncSettings(), pipeline, client, None)
+    records = [{"call_id": "c-ok-1", "status": "ok"}, {"call_id": "c-bad", "status": "ok"}, {"call_id": "c-ok-2"}]
+    convert = sync.mapping.convert
+
+    def fails_on_bad(record: Any) -> Any:
+        if record.get("call_id") == "c-bad":
+            raise RuntimeError("a bug in our code")
+        return convert(record)
+
+    monkeypatch.setattr(sync, "mapping", SimpleNamespace(convert=fails_on_bad, webhook_type="workflow.call",
+                                                         route="/webhooks/workflow/call"))  # fmt: skip
+    report = SyncReport("run")
+    sync._store_page(_SyncRun(report, lambda: 60_000, "run"), records, "2026-11-01T00:00:00.000Z", {"page": "1"})
+    assert (report.fetched, report.new, report.quarantined) == (3, 2, 1)
+    quarantined = [i for i in aws["dynamodb"].scan(TableName=TABLE)["Items"] if i["item_type"]["S"] == "quarantine"]
+    assert len(quarantined) == 1 and quarantined[0]["source"]["S"] == "sync"
+    assert "RuntimeError" in quarantined[0]["reason"]["S"]
+    archived = aws["s3"].get_object(Bucket=BUCKET, Key=quarantined[0]["archive_key"]["S"])["Body"].read()
+    assert json.loads(body_of(json.loads(archived))) == records[1]
+
+
+def test_a_failing_aws_call_still_stops_the_sync(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    pipeline = make_pipeline(aws)
+    pipeline.recordings = None
+    client = AirudderClient(lambda: AirudderCredentials("k", "s"), AirudderApiSettings(base_url="http://127.0.0.1:9"))
+    sync = WorkflowSync(SyncSettings(), pipeline, client, None)
+    monkeypatch.setattr(pipeline.store, "apply_state", _aws_down)
+    with pytest.raises(ClientError):
+        sync._store_page(_SyncRun(SyncReport("run"), lambda: 60_000, "run"), [{"call_id": "c1"}], "2026-11-01", {})
