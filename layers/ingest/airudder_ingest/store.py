@@ -53,7 +53,7 @@ QUARANTINE_SK = "Q"
 STATELESS_KINDS = frozenset({"DELIVERY"})
 # Event bodies larger than this stay in the S3 archive only (DynamoDB items are capped at 400 KB).
 MAX_INLINE_DATA_BYTES = 100_000
-# A quarantine's reason is a sentence; anything longer is cut (the body says the rest).
+# A quarantine's reason (and path) is a sentence; anything longer is cut (the body says the rest).
 MAX_REASON_CHARS = 2_000
 
 _serializer = TypeSerializer()
@@ -297,7 +297,7 @@ class EventStore:
             "item_type": "quarantine",
             "webhook_type": webhook_type,
             "route": route,
-            "path": path,
+            "path": path[:MAX_REASON_CHARS],
             "reason": reason[:MAX_REASON_CHARS],
             "source": source,
             "http_status": status,
