@@ -208,3 +208,31 @@ def test_a_failing_aws_call_still_stops_the_sync(aws: dict[str, Any], monkeypatc
     monkeypatch.setattr(pipeline.store, "apply_state", _aws_down)
     with pytest.raises(ClientError):
         sync._store_page(_SyncRun(SyncReport("run"), lambda: 60_000, "run"), [{"call_id": "c1"}], "2026-11-01", {})
+
+
+def test_a_pulled_record_that_is_not_an_object_is_quarantined_and_counted(aws: dict[str, Any]) -> None:  # noqa: F811
+    pipeline = make_pipeline(aws)
+    pipeline.recordings = None
+    client = AirudderClient(lambda: AirudderCredentials("k", "s"), AirudderApiSettings(base_url="http://127.0.0.1:9"))
+    sync = WorkflowSync(SyncSettings(), pipeline, client, None)
+    records: list[Any] = [{"call_id": "c-ok"}, "c-as-text", [1, 2], None]
+    report = SyncReport("run")
+    sync._store_page(_SyncRun(report, lambda: 60_000, "run"), records, "2026-11-01T00:00:00.000Z", {"page": "1"})
+    assert (report.fetched, report.new, report.quarantined) == (4, 1, 3)
+    quarantined = [i for i in aws["dynamodb"].scan(TableName=TABLE)["Items"] if i["item_type"]["S"] == "quarantine"]
+    assert len(quarantined) == 3 and all("not a JSON object" in q["reason"]["S"] for q in quarantined)
+    kept = {body_of(json.loads(aws["s3"].get_object(Bucket=BUCKET, Key=q["archive_key"]["S"])["Body"].read()))
+            for q in quarantined}  # fmt: skip
+    assert {_as_text(k) for k in kept} == {'"c-as-text"', "[1,2]", "null"}  # each kept as it came
+
+
+def _as_text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def test_a_listing_keeps_entries_that_are_not_objects_for_the_sync() -> None:
+    from airudder_ingest.airudder_client import DEFAULT_PAGE_SCHEME
+
+    answer = {DEFAULT_PAGE_SCHEME.items_key: [{"a": 1}, "text", 3]}
+    assert DEFAULT_PAGE_SCHEME.items(answer) == [{"a": 1}, "text", 3]
+    assert list(DEFAULT_PAGE_SCHEME.iterate(lambda _: answer, page_size=10, max_pages=1)) == [{"a": 1}]

@@ -572,7 +572,7 @@ class WorkflowSync:
             seen += len(records)
             cursor.page, cursor.seen, cursor.last_page_len = page + 1, seen, len(records)
 
-    def _store_page(self, run: _Run, records: list[dict[str, Any]], received_at: str, query: Mapping[str, str]) -> None:
+    def _store_page(self, run: _Run, records: list[Any], received_at: str, query: Mapping[str, str]) -> None:
         """Every record of a page through the store steps, `store_concurrency` at a time (records are
         independent: each write is conditional and idempotent). Raises the first failure, if any."""
         if self.settings.store_concurrency > 1 and len(records) > 1:
@@ -592,9 +592,13 @@ class WorkflowSync:
             report.known += not result.new
             report.recordings_queued += result.queued
 
-    def _store(self, owner: str, record: Mapping[str, Any], received_at: str, query: Mapping[str, str]) -> _Stored:
-        """One pulled record, stored; or, when our code fails on it, quarantined (a failing AWS call raises:
-        the run stops and the next one redoes the page)."""
+    def _store(self, owner: str, record: Any, received_at: str, query: Mapping[str, str]) -> _Stored:
+        """One pulled record, stored; or, when it is not a JSON object or our code fails on it, quarantined
+        (a failing AWS call raises: the run stops and the next one redoes the page)."""
+        if not isinstance(record, Mapping):
+            reason = f"the pulled record is not a JSON object (a {type(record).__name__}); kept for replay"
+            self._quarantine(owner, record, received_at, query, reason)
+            return _Stored(new=False, matched=False, queued=False, quarantined=True)
         try:
             return self._store_record(owner, record, received_at, query)
         except (ClientError, BotoCoreError):
