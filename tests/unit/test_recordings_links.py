@@ -369,3 +369,10 @@ def test_the_archived_type_is_from_the_bytes_or_the_audio_allow_list(
 def test_a_page_served_as_a_recording_is_not_archived(header: str | None) -> None:
     with pytest.raises(NotARecording, match="HTML page"):
         archive_type("https://r.airudder.com/rec.wav", header, b"<!doctype html><html><body>Sign in</body></html>")
+
+
+def test_the_copy_deadline_is_a_setting() -> None:
+    assert RecordingsSettings.from_env(BASE_ENV).copy_timeout == 600
+    assert RecordingsSettings.from_env({**BASE_ENV, "RECORDING_COPY_TIMEOUT_SECONDS": "2.5"}).copy_timeout == 2.5
+    with pytest.raises(ValidationError):
+        RecordingsSettings.from_env({**BASE_ENV, "RECORDING_COPY_TIMEOUT_SECONDS": "0"})
