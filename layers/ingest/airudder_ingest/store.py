@@ -446,6 +446,48 @@ class EventStore:
         """Like set_recording, and also remove recording_<name> attributes (`remove`). With
         `unless_status`, nothing is written when the recording already has that status: a failed
         attempt must never overwrite "archived". Returns False when the condition stopped the write."""
+        key = {"pk": entity_key("CALL", call_id), "sk": STATE_SK}
+        return self._update_recording(key, remove, unless_status, attributes, must_exist=False)
+
+    def event_recording_state(self, event_id: str) -> dict[str, Any] | None:
+        """The recording attributes of an event whose recording has no call id to be filed under (a
+        call notification naming only its case); None when the event is not stored."""
+        answer = self._ddb.get_item(
+            TableName=self.table_name,
+            Key=_to_item({"pk": f"EV#{event_id}", "sk": EVENT_SK}),
+            ProjectionExpression="pk, recording_status, recording_s3_key, recording_size, recording_sha256,"
+            " recording_content_type, recording_error",
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        if not item:
+            return None
+        values = _from_item(item)
+        values.pop("pk", None)
+        return values
+
+    def update_event_recording(
+        self,
+        event_id: str,
+        *,
+        remove: tuple[str, ...] = (),
+        unless_status: str | None = None,
+        **attributes: Any,
+    ) -> bool:
+        """update_recording for the recording of an event (see event_recording_state). Only an
+        existing event is updated (False otherwise): the event item is written once, by put_event."""
+        key = {"pk": f"EV#{event_id}", "sk": EVENT_SK}
+        return self._update_recording(key, remove, unless_status, attributes, must_exist=True)
+
+    def _update_recording(
+        self,
+        key: Mapping[str, str],
+        remove: tuple[str, ...],
+        unless_status: str | None,
+        attributes: Mapping[str, Any],
+        *,
+        must_exist: bool,
+    ) -> bool:
         present = {f"recording_{k}": v for k, v in attributes.items() if v is not None}
         present["recording_updated_at"] = _now_iso()
         dropped = [f"recording_{k}" for k in remove if f"recording_{k}" not in present]
@@ -456,23 +498,24 @@ class EventStore:
             update += " REMOVE " + ", ".join(f"#{k}" for k in dropped)
         request: dict[str, Any] = {
             "TableName": self.table_name,
-            "Key": _to_item({"pk": entity_key("CALL", call_id), "sk": STATE_SK}),
+            "Key": _to_item(key),
             "UpdateExpression": update,
             "ExpressionAttributeNames": names,
         }
+        conditions = []
+        if must_exist:
+            conditions.append("attribute_exists(pk)")
         if unless_status is not None:
             names["#recording_status"] = "recording_status"
             values[":unless_status"] = unless_status
-            request["ConditionExpression"] = (
-                "attribute_not_exists(#recording_status) OR #recording_status <> :unless_status"
-            )
+            conditions.append("(attribute_not_exists(#recording_status) OR #recording_status <> :unless_status)")
+        if conditions:
+            request["ConditionExpression"] = " AND ".join(conditions)
         request["ExpressionAttributeValues"] = _to_item(values)
         try:
             self._ddb.update_item(**request)
         except ClientError as exc:
-            if unless_status is not None and exc.response.get("Error", {}).get("Code") == (
-                "ConditionalCheckFailedException"
-            ):
+            if conditions and exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
             raise
         return True
