@@ -376,3 +376,16 @@ def test_the_copy_deadline_is_a_setting() -> None:
     assert RecordingsSettings.from_env({**BASE_ENV, "RECORDING_COPY_TIMEOUT_SECONDS": "2.5"}).copy_timeout == 2.5
     with pytest.raises(ValidationError):
         RecordingsSettings.from_env({**BASE_ENV, "RECORDING_COPY_TIMEOUT_SECONDS": "0"})
+
+
+def test_a_long_or_non_utf8_call_id_names_its_recording_by_a_digest() -> None:
+    from datetime import UTC, datetime
+
+    from airudder_ingest.recordings import recording_key
+
+    day = datetime(2025, 4, 15, tzinfo=UTC)
+    long_key = recording_key("c" * 3_000, day, "wav")
+    assert len(long_key.encode()) < 1_024 and long_key == recording_key("c" * 3_000, day, "wav")
+    assert long_key != recording_key("c" * 2_999, day, "wav")
+    assert "sha256" in recording_key("a\ud800", day, "wav")
+    assert recording_key("call-1", day, "wav") == "recordings/2025/04/15/call-1.wav"  # ordinary ids unchanged

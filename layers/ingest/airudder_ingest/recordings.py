@@ -71,6 +71,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import parse_url
 
 from . import aws
+from .limits import key_part
 from .store import EventStore
 
 logger = Logger(child=True)
@@ -355,8 +356,13 @@ def event_recording_key(kind: str, entity_id: str, event_id: str, day: datetime,
     return f"{RECORDINGS_PREFIX}/{day:%Y/%m/%d}/{folder}/{_key_part(entity_id)}/{_key_part(event_id)}.{ext}"
 
 
+# Room for one id in an object key (S3 keys hold 1,024 bytes, and percent-encoding may triple an id):
+# a longer id, or one that is not UTF-8, is named by its digest (limits.key_part), as in the table.
+_KEY_PART_BYTES = 200
+
+
 def _key_part(value: str) -> str:
-    safe = quote(value, safe="-_.~") or "_"
+    safe = quote(key_part(value, _KEY_PART_BYTES), safe="-_.~") or "_"
     return "%2E" + safe[1:] if safe.startswith(".") else safe
 
 
