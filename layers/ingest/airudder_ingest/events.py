@@ -112,7 +112,8 @@ _NUMBERING_PLANS: dict[str, _NumberingPlan] = {
     # dropped below, so the same line keeps one key.
     "52": _NumberingPlan(r"[2-9][0-9]{9}", 10, "0(?:[12]|4[45])?"),
     # Indonesia: 7 to 12 digits, and any 9 to 11 digits may be national (areas 062x start with 62):
-    # 62 + 10 or more digits is international, 62 + 9 digits a national number, as libphonenumber has it.
+    # 62 + 10 or 11 digits (or a 12-digit mobile, 8…) is international, 62 + 9 digits a national number,
+    # as libphonenumber has it.
     "62": _NumberingPlan(
         r"00[1-9][0-9]{9,14}|(?:[1-36]|8[0-9]{5})[0-9]{6}|00[0-9]{9}|[1-9][0-9]{8,10}|[2-9][0-9]{7}", 17, "0"
     ),
