@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import requests
 
 from tools.apigw_events import ROUTE_PREFIX, sample_files
-from tools.local_stack import LocalStack
+from tools.local_stack import LOCAL_RECORDING_HOSTS, LocalStack
 from tools.recordings_server import RecordingsServer
 from tools.serve import describe
 from tools.sync_demo import run_sync_demo
@@ -199,7 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with (
         RecordingsServer() as recordings,
-        LocalStack(moto_port=args.moto_port, gateway_port=args.port, with_recordings_consumer=True) as stack,
+        LocalStack(
+            moto_port=args.moto_port,
+            gateway_port=args.port,
+            with_recordings_consumer=True,
+            parameters={"RecordingAllowedHosts": f"{LOCAL_RECORDING_HOSTS},127.0.0.1:{recordings.port}"},
+        ) as stack,
     ):
         if not args.verbose:
             # Set after the stack applied the template's variables, before the first invocation imports

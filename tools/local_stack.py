@@ -37,8 +37,9 @@ DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
 # Variables that would send boto3 elsewhere than the local endpoint while a stack runs.
 _SHADOWING_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
-# RecordingAllowedHosts of a stack with the recordings consumer (unless given): AIRUDDER's + loopback.
-LOCAL_RECORDING_HOSTS = "airudder.com,.airudder.com,127.0.0.1"
+# RecordingAllowedHosts of a stack with the recordings consumer (unless given): AIRUDDER's + loopback on
+# its default port and on 8082 (`python -m tools.recordings_server`'s); other ports must be named.
+LOCAL_RECORDING_HOSTS = "airudder.com,.airudder.com,127.0.0.1,127.0.0.1:8082"
 
 _live_lock = threading.Lock()
 _live: set[int] = set()
