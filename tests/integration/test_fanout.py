@@ -1,0 +1,192 @@
+"""Fan-out over HTTP against moto: webhooks posted to the local gateway, the table's stream read by the
+local stream poller into FanoutFunction, the events published to the stack's bus, and a customer's rule
+delivering them to an SQS queue (moto runs the rule)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.integration.conftest import Client, all_samples
+from tools.local_stack import LocalStack
+from tools.stream_poller import StreamPoller
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "ingest-event.schema.json").read_text())
+
+
+class Subscription:
+    """A queue subscribed to the stack's bus by a rule on the source, as a customer would set it up."""
+
+    def __init__(self, stack: LocalStack, name: str = "fanout-test") -> None:
+        self.events = stack.boto3_client("events")
+        self.sqs = stack.boto3_client("sqs")
+        self.bus = stack.resources["IngestEventBus"]["Ref"]
+        self.queue_url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.events.put_rule(Name=name, EventBusName=self.bus, EventPattern=json.dumps({"source": ["airudder.ingest"]}))
+        self.events.put_targets(Rule=name, EventBusName=self.bus, Targets=[{"Id": "queue", "Arn": arn}])
+
+    def take(self) -> list[dict[str, Any]]:
+        """Every event on the queue (removed from it)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture(scope="module")
+def subscription(stack: LocalStack) -> Subscription:
+    return Subscription(stack)
+
+
+@pytest.fixture(scope="module")
+def poller(stack: LocalStack) -> StreamPoller:
+    return stack.stream_poller("FanoutFunction")
+
+
+@pytest.fixture(autouse=True)
+def _clean_faults(stack: LocalStack) -> Iterator[None]:
+    yield
+    assert stack.faults is not None
+    stack.faults.clear()
+
+
+def post_all(client: Client) -> dict[str, str]:
+    """Every sample once: event id -> outcome."""
+    outcomes: dict[str, str] = {}
+    for sample in all_samples():
+        answer = client.post(sample.path, sample.body())
+        assert answer.status_code == 200, (sample.name, answer.text)
+        outcomes[answer.headers["x-event-id"]] = answer.headers["x-ingest-outcome"]
+    return outcomes
+
+
+def test_every_sample_arrives_exactly_once(
+    client: Client, poller: StreamPoller, subscription: Subscription, inspector: Any
+) -> None:
+    outcomes = post_all(client)
+    stored = {event_id for event_id, outcome in outcomes.items() if outcome == "stored"}
+    assert len(stored) == len(outcomes) >= 30
+    poller.drain()
+    arrived = subscription.take()
+    assert Counter(e["detail"]["event_id"] for e in arrived) == Counter(stored)  # each once, nothing else
+    for event in arrived:
+        detail = event["detail"]
+        jsonschema.validate(detail, SCHEMA)
+        assert event["source"] == "airudder.ingest"
+        assert event["detail-type"] == detail["webhook_type"]
+        item = inspector.store().get_event(detail["event_id"])
+        assert detail["event_key"] == {"pk": item["pk"], "sk": item["sk"]}
+        assert detail["archive"]["key"] == item["archive_key"]
+        assert detail["archive"]["key"] in inspector.keys("raw/")
+        if item.get("phone"):  # masked by default: only the last four digits shown
+            assert detail["phone"] != item["phone"] and detail["phone"].endswith(item["phone"][-4:])
+        assert "data" not in detail and "body" not in detail  # the facts, never the body (schema: closed)
+
+
+def test_duplicates_and_quarantined_publish_nothing(
+    client: Client, poller: StreamPoller, subscription: Subscription, stack: LocalStack
+) -> None:
+    assert set(post_all(client).values()) == {"duplicate"}
+    quarantined = client.post("/webhooks/workflow/call", None, raw=b"{not json")
+    assert quarantined.status_code == 400 and quarantined.json()["quarantine_id"]
+    assert client.post("/webhooks/workflow/call", {"x": 1}, token="wrong").status_code == 401
+    assert stack.faults is not None
+    stack.faults.reset_calls()
+    poller.drain()
+    assert subscription.take() == []
+    assert stack.faults.count("events", "PutEvents") == 0  # filtered at the mapping: no invocation
+
+
+def _new_call(client: Client, n: int) -> str:
+    sample = next(s for s in all_samples() if s.name == "workflow/call/completed.json")
+    body = {**sample.body(), "call_id": f"fanout-{n}"}
+    answer = client.post(sample.path, body)
+    assert answer.headers["x-ingest-outcome"] == "stored"
+    return answer.headers["x-event-id"]
+
+
+def test_a_failing_publish_is_retried_and_nothing_is_lost(
+    client: Client, poller: StreamPoller, subscription: Subscription, stack: LocalStack
+) -> None:
+    assert stack.faults is not None
+    ids = [_new_call(client, n) for n in range(12)]
+    # Every PutEvents call fails (500) for longer than the publisher's own retries: the batch is handed
+    # back to the mapping (ReportBatchItemFailures), whose retry then publishes it.
+    stack.faults.fail("events", "PutEvents", times=9)
+    batches = poller.drain()
+    assert batches[0].failed_from is not None and batches[-1].failed_from is None
+    assert stack.faults.count("events", "PutEvents", injected=True) == 9
+    assert sorted(e["detail"]["event_id"] for e in subscription.take()) == sorted(ids)
+
+
+def test_refused_entries_are_retried_one_by_one(
+    client: Client, poller: StreamPoller, subscription: Subscription, stack: LocalStack
+) -> None:
+    """EventBridge takes half of a call and refuses the rest (FailedEntryCount): only the refused
+    entries are sent again."""
+    assert stack.faults is not None
+    events = stack.boto3_client("events")
+    sent: list[str] = []
+
+    def half_refused(body: bytes) -> tuple[int, Any]:
+        entries = json.loads(body)["Entries"]
+        taken = entries[::2]
+        answer = events.put_events(Entries=taken)["Entries"]
+        sent.extend(json.loads(e["Detail"])["event_id"] for e in taken)
+        results: list[dict[str, Any]] = []
+        for n in range(len(entries)):
+            results.append(answer[n // 2] if n % 2 == 0 else {"ErrorCode": "ThrottlingException", "ErrorMessage": "x"})
+        return 200, {"FailedEntryCount": len(entries) - len(taken), "Entries": results}
+
+    ids = [_new_call(client, 100 + n) for n in range(6)]
+    stack.faults.answer("events", "PutEvents", half_refused, times=1)
+    stack.faults.reset_calls()
+    poller.drain()
+    arrived = [e["detail"]["event_id"] for e in subscription.take()]
+    assert sorted(arrived) == sorted(ids)  # each exactly once: the accepted half was not sent again
+    assert len(sent) == 3
+    # One answered by the rule (half taken), then one forwarded: the refused three, once more.
+    assert stack.faults.count("events", "PutEvents", injected=True) == 1
+    assert stack.faults.count("events", "PutEvents", injected=False) == 1
+
+
+def test_entries_refused_past_the_retries_are_parked_then_published(
+    client: Client, poller: StreamPoller, subscription: Subscription, stack: LocalStack
+) -> None:
+    from airudder_ingest.fanout import republish
+
+    assert stack.faults is not None
+
+    def refuse_all(body: bytes) -> tuple[int, Any]:
+        entries = json.loads(body)["Entries"]
+        return 200, {
+            "FailedEntryCount": len(entries),
+            "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "x"} for _ in entries],
+        }
+
+    ids = [_new_call(client, 200 + n) for n in range(3)]
+    stack.faults.answer("events", "PutEvents", refuse_all)
+    batches = poller.drain()
+    assert all(b.failed_from is None for b in batches)  # parked: the shard moves on
+    assert subscription.take() == []
+    sqs = stack.boto3_client("sqs")
+    queue = stack.resources["FanoutFailureQueue"]["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    parked = [json.loads(m["Body"]) for m in messages]
+    assert sorted(p["event_id"] for p in parked) == sorted(ids)
+    stack.faults.clear()
+    assert republish([p["entry"] for p in parked], stack.boto3_client("events")) == []
+    assert sorted(e["detail"]["event_id"] for e in subscription.take()) == sorted(ids)
