@@ -190,3 +190,22 @@ def test_entries_refused_past_the_retries_are_parked_then_published(
     stack.faults.clear()
     assert republish([p["entry"] for p in parked], stack.boto3_client("events")) == []
     assert sorted(e["detail"]["event_id"] for e in subscription.take()) == sorted(ids)
+
+
+def test_log_lines_of_a_delivery_join_up(
+    client: Client, poller: StreamPoller, subscription: Subscription, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The webhook's and the publisher's log lines of one delivery carry its API request id as
+    correlation_id, and the event id once known: one search finds the whole path."""
+    capfd.readouterr()
+    answer = client.post("/webhooks/workflow/call", {"call_id": "joined-up-logs", "status": "answered"})
+    request_id, event_id = answer.headers["apigw-requestid"], answer.headers["x-event-id"]
+    poller.drain()
+    [published] = subscription.take()
+    assert published["detail"]["request_id"] == request_id
+    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith('{"level"')]
+    webhook = [line for line in lines if line.get("function_name", "").endswith("WorkflowCallFunction")]
+    publisher = [line for line in lines if line.get("function_name", "").endswith("FanoutFunction")]
+    assert webhook and publisher
+    assert {line.get("correlation_id") for line in webhook + publisher} == {request_id}
+    assert {line.get("event_id") for line in webhook + publisher} == {event_id}

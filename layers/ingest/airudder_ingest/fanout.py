@@ -175,8 +175,11 @@ class Pending:
     sequence_number: str
     event_id: str
     entry: dict[str, Any]
-    attempts: int = 0
     error: str | None = None
+    request_id: str | None = None  # the delivery's API request id: correlation_id of its log lines
+
+    def log_keys(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "correlation_id": self.request_id, "detail_type": self.entry["DetailType"]}
 
 
 def entry_size(entry: Mapping[str, Any]) -> int:
@@ -265,7 +268,8 @@ class EventPublisher:
                 "Detail": json.dumps(detail, separators=(",", ":"), ensure_ascii=False),
                 "EventBusName": self.settings.event_bus,
             }
-            pending.append(Pending(str(stream.get("SequenceNumber") or ""), event_id, entry))
+            request_id = str(item["request_id"]) if item.get("request_id") else None
+            pending.append(Pending(str(stream.get("SequenceNumber") or ""), event_id, entry, request_id=request_id))
         return pending
 
     def publish_records(self, records: Sequence[Mapping[str, Any]]) -> BatchReport:
@@ -305,10 +309,7 @@ class EventPublisher:
             for item, result in zip(remaining, answer.get("Entries") or [], strict=False):
                 if result.get("EventId"):
                     report.published.append(item.event_id)
-                    logger.info(
-                        "event published",
-                        extra={"event_id": item.event_id, "detail_type": item.entry["DetailType"]},
-                    )
+                    logger.info("event published", extra=item.log_keys())
                 else:
                     item.error = f"{result.get('ErrorCode')}: {result.get('ErrorMessage')}"
                     refused.append(item)
@@ -340,7 +341,7 @@ class EventPublisher:
             except (ClientError, BotoCoreError) as exc:
                 raise PublishUnavailable(f"could not park a refused entry: {type(exc).__name__}") from exc
             report.parked.append(item.event_id)
-            logger.error("event parked on the on-failure queue", extra={"event_id": item.event_id, "error": item.error})
+            logger.error("event parked on the on-failure queue", extra={**item.log_keys(), "error": item.error})
 
 
 def republish(entries: Iterable[Mapping[str, Any]], events: Any) -> list[dict[str, Any]]:
