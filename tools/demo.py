@@ -65,13 +65,11 @@ class BusSubscriber:
         self.bus = str(stack.resources["IngestEventBus"]["Ref"])
         self.sqs = stack.boto3_client("sqs")
         self.queue_url = self.sqs.create_queue(QueueName="demo-ingest-events")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         events = stack.boto3_client("events")
-        events.put_rule(
-            Name=self.RULE, EventBusName=self.bus, EventPattern=json.dumps({"source": ["airudder.ingest"]})
-        )
+        events.put_rule(Name=self.RULE, EventBusName=self.bus, EventPattern=json.dumps({"source": ["airudder.ingest"]}))
         events.put_targets(Rule=self.RULE, EventBusName=self.bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
 
     def received(self) -> list[dict[str, Any]]:
@@ -225,7 +223,6 @@ class Demo:
                 f"\nS3 archive PUTs made by the webhook functions: {puts} for {stored} accepted and"
                 f" {totals['quarantined']} quarantined deliveries (one each).\n"
             )
-
 
     def fanout_summary(self) -> None:
         if self.subscriber is None:
