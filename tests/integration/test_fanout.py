@@ -4,7 +4,9 @@ delivering them to an SQS queue (moto runs the rule)."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,18 +194,28 @@ def test_entries_refused_past_the_retries_are_parked_then_published(
     assert sorted(e["detail"]["event_id"] for e in subscription.take()) == sorted(ids)
 
 
-def test_log_lines_of_a_delivery_join_up(
-    client: Client, poller: StreamPoller, subscription: Subscription, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_log_lines_of_a_delivery_join_up(client: Client, poller: StreamPoller, subscription: Subscription) -> None:
     """The webhook's and the publisher's log lines of one delivery carry its API request id as
     correlation_id, and the event id once known: one search finds the whole path."""
-    capfd.readouterr()
-    answer = client.post("/webhooks/workflow/call", {"call_id": "joined-up-logs", "status": "answered"})
-    request_id, event_id = answer.headers["apigw-requestid"], answer.headers["x-event-id"]
+    client.post("/webhooks/workflow/call", {"call_id": "warm-up", "status": "answered"})  # handlers imported
     poller.drain()
+    subscription.take()
+    # The functions' JSON lines, through their own formatter (the Logger's handler holds whatever
+    # sys.stdout was when it was made, so capturing stdout here would depend on test order).
+    service = logging.getLogger("airudder-ingest")
+    seen = io.StringIO()
+    handler = logging.StreamHandler(seen)
+    handler.setFormatter(service.handlers[0].formatter)
+    service.addHandler(handler)
+    try:
+        answer = client.post("/webhooks/workflow/call", {"call_id": "joined-up-logs", "status": "answered"})
+        poller.drain()
+    finally:
+        service.removeHandler(handler)
+    request_id, event_id = answer.headers["apigw-requestid"], answer.headers["x-event-id"]
     [published] = subscription.take()
     assert published["detail"]["request_id"] == request_id
-    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith('{"level"')]
+    lines = [json.loads(line) for line in seen.getvalue().splitlines()]
     webhook = [line for line in lines if line.get("function_name", "").endswith("WorkflowCallFunction")]
     publisher = [line for line in lines if line.get("function_name", "").endswith("FanoutFunction")]
     assert webhook and publisher

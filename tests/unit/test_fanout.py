@@ -164,3 +164,27 @@ def test_no_failure_queue_means_refused_entries_go_back_to_lambda() -> None:
     settings = FanoutSettings(event_bus="bus")
     answer = EventPublisher(settings, events, None, sleep=lambda s: None).handle({"Records": event_records(1)})
     assert answer == {"batchItemFailures": [{"itemIdentifier": "1000"}]}
+
+
+def test_result_labels_come_from_the_body_and_are_labels_only() -> None:
+    from airudder_ingest.fanout import result_labels
+
+    body = {
+        "intention": "A",
+        "event_label": {"EventLabel": "3"},
+        "hangup_reason": "user_hangup",
+        "ner_slots": {"name": "Andi"},
+        "callee": "+6281298765432",
+    }
+    assert result_labels(json.dumps(body)) == {
+        "intention": "A",
+        "event_label": {"EventLabel": "3"},
+        "hangup_reason": "user_hangup",
+    }
+    dialer = {"pds": {"type": "ContactStatus", "body": {"hangupReason": 12, "phoneNumber": "+8610081"}}}
+    assert result_labels(json.dumps(dialer)) == {"hangup_reason": "12"}
+    assert result_labels(None) == {} and result_labels("[1]") == {} and result_labels("{bad") == {}
+    events = FakeEvents()
+    EventPublisher(SETTINGS, events, None).handle(BATCH)
+    detail = json.loads(events.calls[0][0]["Detail"])
+    assert detail["result"] == {"intention": "A", "hangup_reason": "user_hangup"}  # the sample call's labels

@@ -47,8 +47,17 @@ MAX_BYTES_PER_CALL = 256 * 1024
 PHONE_MODES = ("masked", "included")
 # Identifiers of the event item published as they are (phone handled apart).
 ID_FIELDS = ("call_id", "case_id", "task_id", "workflow_id", "nodetask_id")
-# Result labels, when the item carries them (copied as stored, lists or text).
-LABEL_FIELDS = ("result_labels", "labels", "intention", "verification_result")
+# Result labels, read from the stored body (top level, or the dialer push's pds.body) under these names
+# (AIRUDDER's spellings -> ours). Labels only: no names, numbers or free text (ner_slots, answers) leave.
+RESULT_FIELDS = {
+    "intention": "intention",
+    "event_label": "event_label",
+    "hangup_reason": "hangup_reason",
+    "hangupReason": "hangup_reason",
+    "verification_result": "verification_result",
+    "session_end_reason": "session_end_reason",
+}
+MAX_LABEL_CHARS = 100
 
 _deserializer = TypeDeserializer()
 
@@ -129,7 +138,7 @@ def event_detail(
         "event_key": {"pk": str(item["pk"]), "sk": str(item["sk"])},
         "archive": None,
     }
-    labels = {name: _plain(item[name]) for name in LABEL_FIELDS if item.get(name) not in (None, "", [], {})}
+    labels = result_labels(item.get("data"))
     if labels:
         detail["result"] = labels
     phone = item.get("phone")
@@ -143,26 +152,38 @@ def event_detail(
     return detail
 
 
+def result_labels(data: Any) -> dict[str, Any]:
+    """The event's result labels (intention grade, event labels, hangup reason, verification result) from
+    its stored body, as text; {} when the body is not inline (over MAX_INLINE_DATA_BYTES) or has none."""
+    if not isinstance(data, str):
+        return {}
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    pds = body.get("pds")
+    places: list[dict[str, Any]] = [body]
+    if isinstance(pds, dict) and isinstance(pds.get("body"), dict):
+        places.append(pds["body"])  # the dialer's push: its labels are one level down
+    labels: dict[str, Any] = {}
+    for place in places:
+        for name, ours in RESULT_FIELDS.items():
+            value = place.get(name)
+            if ours in labels or value in (None, ""):
+                continue
+            if isinstance(value, dict):
+                kept = {str(k)[:MAX_LABEL_CHARS]: str(v)[:MAX_LABEL_CHARS] for k, v in list(value.items())[:20]}
+                if kept:
+                    labels[ours] = kept
+            elif isinstance(value, str | int | float | bool):
+                labels[ours] = str(value)[:MAX_LABEL_CHARS]
+    return labels
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB values (Decimal, sets) as JSON ones."""
-    if isinstance(value, set | frozenset | list | tuple):
-        return (
-            [_plain(v) for v in sorted(value, key=str)]
-            if isinstance(value, set | frozenset)
-            else [_plain(v) for v in value]
-        )
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, str | bool) or value is None:
-        return value
-    number = float(value) if not isinstance(value, bytes) else None
-    if number is None:
-        return None
-    return int(number) if number.is_integer() else number
 
 
 # ---------------------------------------------------------------------------------------- entries, chunks
