@@ -25,7 +25,7 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "ingest-e
 class Subscription:
     """A queue subscribed to the stack's bus by a rule on the source, as a customer would set it up."""
 
-    def __init__(self, stack: LocalStack, name: str = "fanout-test") -> None:
+    def __init__(self, stack: LocalStack, name: str = "fanout-test", pattern: dict[str, Any] | None = None) -> None:
         self.events = stack.boto3_client("events")
         self.sqs = stack.boto3_client("sqs")
         self.bus = stack.resources["IngestEventBus"]["Ref"]
@@ -33,7 +33,9 @@ class Subscription:
         arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        self.events.put_rule(Name=name, EventBusName=self.bus, EventPattern=json.dumps({"source": ["airudder.ingest"]}))
+        self.events.put_rule(
+            Name=name, EventBusName=self.bus, EventPattern=json.dumps(pattern or {"source": ["airudder.ingest"]})
+        )
         self.events.put_targets(Rule=name, EventBusName=self.bus, Targets=[{"Id": "queue", "Arn": arn}])
 
     def take(self) -> list[dict[str, Any]]:
@@ -51,6 +53,26 @@ class Subscription:
 @pytest.fixture(scope="module")
 def subscription(stack: LocalStack) -> Subscription:
     return Subscription(stack)
+
+
+def readme_rules() -> dict[str, dict[str, Any]]:
+    """The example rules of README's "Fan-out" section: what -> event pattern."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("**Three rules a customer would write**", 1)[1].split("\n\n", 2)[1]
+    rules = {}
+    for row in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        rules[cells[0]] = json.loads(cells[1].strip("`"))
+    return rules
+
+
+@pytest.fixture(scope="module")
+def readme_subscriptions(stack: LocalStack) -> dict[str, Subscription]:
+    """One queue per README example rule, subscribed before anything is posted."""
+    return {
+        what: Subscription(stack, f"readme-rule-{n}", pattern)
+        for n, (what, pattern) in enumerate(readme_rules().items())
+    }
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +98,11 @@ def post_all(client: Client) -> dict[str, str]:
 
 
 def test_every_sample_arrives_exactly_once(
-    client: Client, poller: StreamPoller, subscription: Subscription, inspector: Any
+    client: Client,
+    poller: StreamPoller,
+    subscription: Subscription,
+    inspector: Any,
+    readme_subscriptions: dict[str, Subscription],
 ) -> None:
     outcomes = post_all(client)
     stored = {event_id for event_id, outcome in outcomes.items() if outcome == "stored"}
@@ -96,6 +122,27 @@ def test_every_sample_arrives_exactly_once(
         if item.get("phone"):  # masked by default: only the last four digits shown
             assert detail["phone"] != item["phone"] and detail["phone"].endswith(item["phone"][-4:])
         assert "data" not in detail and "body" not in detail  # the facts, never the body (schema: closed)
+    # README's example rules route what they say they route (moto runs the patterns).
+    details = [e["detail"] for e in arrived]
+    expected = {
+        "promise": {
+            d["event_id"]
+            for d in details
+            if d["family"] in ("workflow", "collection") and d.get("result", {}).get("intention") == "A"
+        },
+        "finished": {
+            d["event_id"]
+            for d in details
+            if d["webhook_type"] == "workflow.status_changed" and str(d["status"]).lower() == "finished"
+        },
+        "workflow": {
+            d["event_id"] for d in details if d["ids"].get("workflow_id") == "8c3d9d033236d8c10ca1c35984012a10"
+        },
+    }
+    assert len(readme_subscriptions) == 3
+    for (what, rule), wanted in zip(readme_subscriptions.items(), expected.values(), strict=True):
+        got = [e["detail"]["event_id"] for e in rule.take()]
+        assert wanted and sorted(got) == sorted(wanted), what
 
 
 def test_duplicates_and_quarantined_publish_nothing(
