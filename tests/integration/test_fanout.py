@@ -212,11 +212,32 @@ def test_refused_entries_are_retried_one_by_one(
     assert stack.faults.count("events", "PutEvents", injected=False) == 1
 
 
+def redrive(stack: LocalStack) -> Any:
+    """`make republish` against the local stack: the on-failure queue emptied into the bus."""
+    from airudder_ingest.fanout import EventPublisher, FanoutSettings, redrive_failures
+
+    events = stack.boto3_client("events")
+    settings = FanoutSettings(
+        event_bus=stack.resources["IngestEventBus"]["Ref"], archive_bucket=stack.resources["ArchiveBucket"]["Ref"]
+    )
+    queue = stack.resources["FanoutFailureQueue"]["QueueUrl"]
+    report = redrive_failures(
+        queue,
+        stack.boto3_client("sqs"),
+        events,
+        stack.boto3_client("dynamodbstreams"),
+        EventPublisher(settings, events, None),
+    )
+    depth = stack.boto3_client("sqs").get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    assert depth == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+    return report
+
+
 def test_entries_refused_past_the_retries_are_parked_then_published(
     client: Client, poller: StreamPoller, subscription: Subscription, stack: LocalStack
 ) -> None:
-    from airudder_ingest.fanout import republish
-
     assert stack.faults is not None
 
     def refuse_all(body: bytes) -> tuple[int, Any]:
@@ -233,12 +254,33 @@ def test_entries_refused_past_the_retries_are_parked_then_published(
     assert subscription.take() == []
     sqs = stack.boto3_client("sqs")
     queue = stack.resources["FanoutFailureQueue"]["QueueUrl"]
-    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
-    parked = [json.loads(m["Body"]) for m in messages]
-    assert sorted(p["event_id"] for p in parked) == sorted(ids)
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
+    assert sorted(json.loads(m["Body"])["event_id"] for m in messages) == sorted(ids)
     stack.faults.clear()
-    assert republish([p["entry"] for p in parked], stack.boto3_client("events")) == []
+    assert redrive(stack).entries_published == 3
     assert sorted(e["detail"]["event_id"] for e in subscription.take()) == sorted(ids)
+
+
+def test_a_batch_lambda_gives_up_on_is_published_by_the_redrive(
+    client: Client, poller: StreamPoller, subscription: Subscription, stack: LocalStack
+) -> None:
+    """EventBridge down for longer than the mapping's retries: the batch's pointer goes to the
+    on-failure queue (as Lambda does), and the redrive reads the records back from the stream."""
+    assert stack.faults is not None
+    ids = [_new_call(client, 300 + n) for n in range(4)]
+    stack.faults.fail("events", "PutEvents")
+    poller.max_retry_attempts, kept = 1, poller.max_retry_attempts
+    try:
+        batches = poller.drain()
+    finally:
+        poller.max_retry_attempts = kept
+    assert [b.sent_to_on_failure for b in batches] == [False, True]
+    assert subscription.take() == []
+    stack.faults.clear()
+    report = redrive(stack)
+    assert (report.batches_published, report.events_in_batches) == (1, 4)
+    assert sorted(e["detail"]["event_id"] for e in subscription.take()) == sorted(ids)
+    assert poller.drain() == []  # the mapping has moved on: nothing is published twice
 
 
 def test_log_lines_of_a_delivery_join_up(client: Client, poller: StreamPoller, subscription: Subscription) -> None:

@@ -27,6 +27,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -366,8 +367,8 @@ class EventPublisher:
 
 
 def republish(entries: Iterable[Mapping[str, Any]], events: Any) -> list[dict[str, Any]]:
-    """Publish parked entries again (the on-failure queue's messages' ``entry``); returns the ones
-    refused again. Used by `tools/redrive.py`-style tooling and tests."""
+    """Publish parked entries again (the ``entry`` of the on-failure queue's messages); returns the ones
+    refused again."""
     refused: list[dict[str, Any]] = []
     items = [Pending("", str(json.loads(e["Detail"]).get("event_id")), dict(e)) for e in entries]
     for chunk in chunks(items):
@@ -376,6 +377,79 @@ def republish(entries: Iterable[Mapping[str, Any]], events: Any) -> list[dict[st
             if not result.get("EventId"):
                 refused.append(item.entry)
     return refused
+
+
+@dataclass
+class RedriveReport:
+    entries_published: int = 0
+    batches_published: int = 0  # stream batches Lambda gave up on, read again and published
+    events_in_batches: int = 0
+    kept: int = 0  # messages left on the queue (refused again, or their records expired from the stream)
+
+
+def redrive_failures(queue_url: str, sqs: Any, events: Any, streams: Any, publisher: EventPublisher) -> RedriveReport:
+    """Empty the on-failure queue (`make republish`): parked entries are published again; for a batch
+    Lambda gave up on (``DDBStreamBatchInfo``) its records are read back from the stream (24 h) and
+    published like the first time. A message is deleted only once all it stands for is published."""
+    report = RedriveReport()
+    seen: set[str] = set()
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60).get(
+            "Messages", []
+        )
+        fresh = [m for m in messages if m["MessageId"] not in seen]
+        if not fresh:
+            return report
+        for message in fresh:
+            seen.add(message["MessageId"])
+            body = json.loads(message["Body"])
+            done = False
+            if "entry" in body:
+                done = not republish([body["entry"]], events)
+                report.entries_published += int(done)
+            elif "DDBStreamBatchInfo" in body:
+                records = _batch_records(body["DDBStreamBatchInfo"], streams)
+                if records is not None:
+                    result = publisher.publish_records(records)
+                    done = result.first_unpublished is None
+                    report.batches_published += int(done)
+                    report.events_in_batches += len(result.published) if done else 0
+            if done:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            else:
+                report.kept += 1
+
+
+def _batch_records(info: Mapping[str, Any], streams: Any) -> list[dict[str, Any]] | None:
+    """The records of a stream batch, by its shard and sequence numbers; None once they have expired."""
+    try:
+        iterator = streams.get_shard_iterator(
+            StreamArn=info["streamArn"],
+            ShardId=info["shardId"],
+            ShardIteratorType="AT_SEQUENCE_NUMBER",
+            SequenceNumber=info["startSequenceNumber"],
+        )["ShardIterator"]
+    except ClientError:
+        return None
+    end = int(info["endSequenceNumber"])
+    records: list[dict[str, Any]] = []
+    while iterator:
+        answer = streams.get_records(ShardIterator=iterator, Limit=1000)
+        batch = answer.get("Records") or []
+        records += [r for r in batch if int(r["dynamodb"]["SequenceNumber"]) <= end]
+        if not batch or int(batch[-1]["dynamodb"]["SequenceNumber"]) >= end:
+            break
+        iterator = answer.get("NextShardIterator")
+    return [_as_lambda_record(r) for r in records]
+
+
+def _as_lambda_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A GetRecords record as Lambda hands it over (creation time in epoch seconds)."""
+    stream = dict(record.get("dynamodb") or {})
+    created = stream.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        stream["ApproximateCreationDateTime"] = int(created.timestamp())
+    return {**record, "dynamodb": stream}
 
 
 def _epoch_iso(value: Any) -> str | None:
