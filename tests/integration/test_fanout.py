@@ -283,9 +283,13 @@ def test_a_batch_lambda_gives_up_on_is_published_by_the_redrive(
     assert poller.drain() == []  # the mapping has moved on: nothing is published twice
 
 
-def test_log_lines_of_a_delivery_join_up(client: Client, poller: StreamPoller, subscription: Subscription) -> None:
-    """The webhook's and the publisher's log lines of one delivery carry its API request id as
-    correlation_id, and the event id once known: one search finds the whole path."""
+def test_log_lines_of_a_delivery_join_up(
+    client: Client, poller: StreamPoller, subscription: Subscription, stack: LocalStack
+) -> None:
+    """The webhook's, the recordings consumer's and the publisher's log lines of one delivery carry its
+    API request id as correlation_id, and the event id once known: one search finds the whole path."""
+    sqs = stack.boto3_client("sqs")
+    sqs.purge_queue(QueueUrl=stack.resources["RecordingsQueue"]["QueueUrl"])  # the samples' links: not ours
     client.post("/webhooks/workflow/call", {"call_id": "warm-up", "status": "answered"})  # handlers imported
     poller.drain()
     subscription.take()
@@ -297,7 +301,10 @@ def test_log_lines_of_a_delivery_join_up(client: Client, poller: StreamPoller, s
     handler.setFormatter(service.handlers[0].formatter)
     service.addHandler(handler)
     try:
-        answer = client.post("/webhooks/workflow/call", {"call_id": "joined-up-logs", "status": "answered"})
+        # A link to a host off the allow-list: the consumer refuses it without fetching anything.
+        body = {"call_id": "joined-up-logs", "status": "answered", "recLink": "https://elsewhere.invalid/a.wav"}
+        answer = client.post("/webhooks/workflow/call", body)
+        assert stack.deliver_sqs("RecordingsFunction")["received"] == 1
         poller.drain()
     finally:
         service.removeHandler(handler)
@@ -307,6 +314,7 @@ def test_log_lines_of_a_delivery_join_up(client: Client, poller: StreamPoller, s
     lines = [json.loads(line) for line in seen.getvalue().splitlines()]
     webhook = [line for line in lines if line.get("function_name", "").endswith("WorkflowCallFunction")]
     publisher = [line for line in lines if line.get("function_name", "").endswith("FanoutFunction")]
-    assert webhook and publisher
-    assert {line.get("correlation_id") for line in webhook + publisher} == {request_id}
-    assert {line.get("event_id") for line in webhook + publisher} == {event_id}
+    recording = [line for line in lines if line.get("function_name", "").endswith("RecordingsFunction")]
+    assert webhook and publisher and recording
+    assert {line.get("correlation_id") for line in webhook + recording + publisher} == {request_id}
+    assert {line.get("event_id") for line in webhook + recording + publisher} == {event_id}

@@ -59,3 +59,15 @@ def append_event_id(event_id: str) -> None:
     exists (the CLI, replay, unit tests): there is nothing to join up."""
     with suppress(OrphanedChildLoggerError):
         logger.append_keys(event_id=event_id)
+
+
+def delivery_log_keys(event_id: str | None, request_id: str | None) -> None:
+    """For consumers that handle many deliveries per invocation (the recordings queue): the current
+    message's event id and request id (as correlation_id) on every later line; None removes a key."""
+    with suppress(OrphanedChildLoggerError):
+        present = {k: v for k, v in {"event_id": event_id, "correlation_id": request_id}.items() if v}
+        if present:
+            logger.append_keys(**present)
+        absent = [k for k in ("event_id", "correlation_id") if k not in present]
+        if absent:
+            logger.remove_keys(absent)

@@ -1,7 +1,7 @@
 """Copy call recordings from AIRUDDER into the archive bucket (the logic of the recordings function).
 
 In: a message of the recordings queue (see recording_queue.recording_request):
-    {"url", "call_id", "entity", "event_id", "event_time", "webhook_type", "source"}
+    {"url", "call_id", "entity", "event_id", "event_time", "webhook_type", "source", "request_id"}
 Out: one object  recordings/<yyyy>/<mm>/<dd>/<call id>.<ext>  (the day of the event, UTC), and the call's
 state item pointing at it (recording_status "archived", recording_s3_key, _size, _sha256, _content_type).
 
@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from urllib3.util import parse_url
 
 from . import aws
+from .observability import delivery_log_keys
 from .store import EventStore
 
 logger = Logger(child=True)
@@ -361,6 +362,7 @@ class RecordingRequest(BaseModel):
     event_time: str | None = None
     webhook_type: str | None = None
     source: str | None = None
+    request_id: str | None = None
 
     @classmethod
     def from_body(cls, body: str | None) -> RecordingRequest:
@@ -817,8 +819,10 @@ class RecordingsConsumer:
     def handle_record(self, record: SQSRecord) -> str:
         """One message. Returns the outcome; raises to report the message as failed."""
         attempt = _int_or_none(record.attributes.approximate_receive_count) or 1
+        delivery_log_keys(None, None)  # nothing of the previous message's delivery on this one's lines
         try:
             request = RecordingRequest.from_body(record.body)
+            delivery_log_keys(request.event_id, request.request_id)
         except InvalidRecordingMessage as exc:
             metrics.add_metric(name="RecordingMessagesInvalid", unit=MetricUnit.Count, value=1)
             logger.error("invalid recordings message", extra={"message_id": record.message_id, "error": str(exc)})
