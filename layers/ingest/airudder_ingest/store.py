@@ -116,6 +116,7 @@ class EventRecord:
     task_id: str | None = None
     call_id: str | None = None
     recording_url: str | None = None
+    request_id: str | None = None  # API Gateway's request id of the delivery (logs' correlation_id)
 
     @property
     def entity(self) -> str:
@@ -190,6 +191,7 @@ class EventStore:
             "call_id": rec.call_id,
             "recording_url": rec.recording_url,
             "archive_key": rec.archive_key,
+            "request_id": rec.request_id,
             "phone_key": index_key("PHONE", rec.phone) if rec.phone else None,
             "case_key": index_key("CASE", rec.case_id) if rec.case_id else None,
             "day_key": f"DAY#{rec.day}#{shard_of(rec.event_id, self.day_shards)}",
