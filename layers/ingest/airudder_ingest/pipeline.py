@@ -18,7 +18,7 @@ import functools
 import json
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -35,6 +35,7 @@ from .errors import IngestError, InvalidPayload, PayloadTooLarge, RouteNotFound,
 from .events import canonical_json, event_id, iso_utc, normalise_phone, parse_offset, raw_digest, to_utc
 from .limits import fact_fits
 from .models import EventFacts, WebhookModel, model_for, read_facts
+from .observability import append_event_id
 from .recording_queue import RecordingQueue
 from .settings import IngestSettings, get_settings
 from .signing import SignatureVerification
@@ -185,6 +186,10 @@ class IngestPipeline:
             received_at=received_at,
             source="webhook",
         )
+        # Joins the logs: every later line carries the event id; the item (and so the published event)
+        # carries the request id, the webhook lines' correlation_id.
+        append_event_id(rec.event_id)
+        rec = replace(rec, request_id=request.request_id or None)
         self.archive.put(
             rec.archive_key,
             _envelope(request, rec.webhook_type, received_at, event_id=rec.event_id, event_time=rec.event_time),

@@ -1,7 +1,7 @@
 """Copy call recordings from AIRUDDER into the archive bucket (the logic of the recordings function).
 
 In: a message of the recordings queue (see recording_queue.recording_request):
-    {"url", "call_id", "entity", "event_id", "event_time", "webhook_type", "source"}
+    {"url", "call_id", "entity", "event_id", "event_time", "webhook_type", "source", "request_id"}
 Out: one object  recordings/<yyyy>/<mm>/<dd>/<call id>.<ext>  (the day of the event, UTC), and the call's
 state item pointing at it (recording_status "archived", recording_s3_key, _size, _sha256, _content_type).
 A message without a call id (a call notification naming only its case) is filed under its event instead:
@@ -72,6 +72,7 @@ from urllib3.util import parse_url
 
 from . import aws
 from .limits import key_part
+from .observability import delivery_log_keys
 from .store import EventStore
 
 logger = Logger(child=True)
@@ -538,6 +539,7 @@ class RecordingRequest(BaseModel):
     event_time: str | None = None
     webhook_type: str | None = None
     source: str | None = None
+    request_id: str | None = None
 
     @model_validator(mode="after")
     def _names_where_to_file(self) -> RecordingRequest:
@@ -1214,8 +1216,10 @@ class RecordingsConsumer:
     def handle_record(self, record: SQSRecord) -> str:
         """One message. Returns the outcome; raises to report the message as failed."""
         attempt = _int_or_none(record.attributes.approximate_receive_count) or 1
+        delivery_log_keys(None, None)  # nothing of the previous message's delivery on this one's lines
         try:
             request = RecordingRequest.from_body(record.body)
+            delivery_log_keys(request.event_id, request.request_id)
             if self._deadline is not None and time.monotonic() > self._deadline:
                 self._delay(record, 0)
                 raise RetryableCopyError("no time left in this invocation")

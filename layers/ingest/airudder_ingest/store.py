@@ -119,6 +119,7 @@ class EventRecord:
     agent: str | None = None
     results: Mapping[str, str] = field(default_factory=dict)  # result title -> value (agent's disposition)
     unreadable: tuple[str, ...] = ()  # facts the model could not read (models.base.EventFacts)
+    request_id: str | None = None  # API Gateway's request id of the delivery (logs' correlation_id)
 
     @property
     def entity(self) -> str:
@@ -197,6 +198,7 @@ class EventStore:
             "results": dict(rec.results) or None,
             "unreadable": list(rec.unreadable) or None,
             "archive_key": rec.archive_key,
+            "request_id": rec.request_id,
             "phone_key": index_key("PHONE", rec.phone) if rec.phone else None,
             "case_key": index_key("CASE", rec.case_id) if rec.case_id else None,
             "day_key": f"DAY#{rec.day}#{shard_of(rec.event_id, self.day_shards)}",
