@@ -83,6 +83,15 @@ def test_a_record_that_names_no_call_or_case_is_kept_whole() -> None:
     assert facts.event_time == "2026-11-01 00:00:05"
 
 
+def test_a_record_with_a_value_no_field_can_take_is_still_read_as_its_call() -> None:
+    # Given a pulled call record whose task id is an object, which no id field can take
+    record = {"call_id": "c-odd", "case_id": "k1", "task_id": {"nested": 1}, "end_time": "not a time"}
+    # When it is mapped, Then it is filed under its call, with what could not be read named
+    converted = RecordMapping().convert(record)
+    assert converted.matched and (converted.facts.entity_kind, converted.facts.entity_id) == ("CALL", "c-odd")
+    assert converted.facts.case_id == "k1" and "task_id" in converted.facts.unreadable
+
+
 def test_the_mapping_route_is_configurable_and_checked() -> None:
     info = RecordMapping(route="/webhooks/workflow/infocheck-call")
     assert info.webhook_type == "workflow.infocheck_call"

@@ -35,7 +35,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import aws
 from .airudder_client import (
@@ -49,7 +49,7 @@ from .archive import Envelope, RawArchive, quarantine_key
 from .auth import TokenVerifier, fetch_secret
 from .errors import Unprocessable
 from .events import iso_utc, raw_digest, to_utc, utf8_text
-from .models import EventFacts, IdentifierMissing, WebhookModel, model_for
+from .models import FALLBACK_KIND, EventFacts, WebhookModel, model_for, read_facts
 from .pipeline import IngestPipeline, failure_site, recording_fits_queue
 from .recording_queue import RecordingQueue
 from .secret_values import Fetch
@@ -118,14 +118,16 @@ class RecordMapping:
 
     def convert(self, record: Mapping[str, Any]) -> Converted:
         body = webhook_body(record, self.pull_only_keys)
-        try:
-            return Converted(body, self.model.model_validate(body).facts(), matched=True)
-        except (ValidationError, IdentifierMissing):
-            # Names neither a call nor a case: kept whole (pull-only keys and all), as its own entity,
-            # with the ids of the workflow and task it came from.
-            when = next((record.get(k) for k in ("end_time", "update_time", "start_time") if record.get(k)), None)
-            ids: dict[str, Any] = {k: _text_id(record.get(k)) for k in ("workflow_id", "nodetask_id", "task_id")}
-            return Converted(dict(record), EventFacts("DELIVERY", None, event_time=when, **ids), matched=False)
+        # Read as the webhook path reads a body: a value no field can take is left out of the facts
+        # (named in `unreadable`), never a reason to set the record aside.
+        facts = read_facts(self.model, body)
+        if facts.entity_kind != FALLBACK_KIND:
+            return Converted(body, facts, matched=True)
+        # Names neither a call nor a case: kept whole (pull-only keys and all), as its own entity,
+        # with the ids of the workflow and task it came from.
+        when = next((record.get(k) for k in ("end_time", "update_time", "start_time") if record.get(k)), None)
+        ids: dict[str, Any] = {k: _text_id(record.get(k)) for k in ("workflow_id", "nodetask_id", "task_id")}
+        return Converted(dict(record), EventFacts(FALLBACK_KIND, None, event_time=when, **ids), matched=False)
 
 
 # --- settings ------------------------------------------------------------------------------------------
