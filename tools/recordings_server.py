@@ -108,6 +108,7 @@ class Hit:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's default (5) overflows when many clients connect at once
     owner: RecordingsServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

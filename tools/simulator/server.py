@@ -79,6 +79,11 @@ class RequestRecord:
     fault: str | None = None
 
 
+class _SimulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # socketserver's default (5) overflows when many clients connect at once
+
+
 class AirudderSimulator:
     """The simulated tenant; a context manager that serves on a local port (0: any free one)."""
 
@@ -132,8 +137,7 @@ class AirudderSimulator:
 
     def start(self) -> AirudderSimulator:
         handler = type("_BoundHandler", (_Handler,), {"sim": self})
-        server = ThreadingHTTPServer((self.host, self.port), handler)
-        server.daemon_threads = True
+        server = _SimulatorServer((self.host, self.port), handler)
         self._server = server
         self.port = server.server_address[1]
         self._stopping.clear()
@@ -233,6 +237,11 @@ class AirudderSimulator:
 
     def _wait(self, seconds: float) -> None:
         self._stopping.wait(seconds)
+
+    def _hold(self, release: threading.Event) -> None:
+        """Until the test releases the request, or the simulator stops."""
+        while not release.wait(0.05) and not self._stopping.is_set():
+            pass
 
     def _answer(self, endpoint: str, params: dict[str, Any]) -> Any:
         """`data` of a successful answer; raises ApiError otherwise."""
@@ -351,6 +360,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             if fault.kind == "delay":
                 self.sim._wait(fault.delay)
+            elif fault.kind == "hold":
+                fault.arrived.set()
+                self.sim._hold(fault.release)
             elif fault.kind == "expire_tokens":
                 self.sim.expire_tokens()
             else:
