@@ -7,6 +7,7 @@
         url = server.url("call-4", status=404)                       # always 404
         expected = expected_sha256("call-1", 200 * 1024 * 1024)      # computed streaming too
         server.hits("call-1")                                        # GETs of that recording so far
+        server.body_bytes_sent("call-1")                             # body bytes of each finished GET
 
 GET /audio/<seed>.<ext>?<options> (the seed picks the bytes: the same seed and size, the same file):
   size=N            bytes of the file (a WAV header then noise; default 1 MiB)
@@ -144,8 +145,11 @@ class RecordingsServer:
         self._server.owner = self
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._finished = threading.Condition(self._lock)
         self._counts: dict[str, int] = {}
         self._hits: list[Hit] = []
+        self._open: dict[str | None, int] = {}  # requests of a seed still being answered
+        self._sent: dict[str | None, list[int]] = {}  # body bytes written, per finished request of a seed
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -187,6 +191,14 @@ class RecordingsServer:
         with self._lock:
             return sum(1 for hit in self._hits if seed is None or hit.seed == seed)
 
+    def body_bytes_sent(self, seed: str, timeout: float = 60.0) -> list[int]:
+        """Body bytes written for each request of `seed`, once none is still being answered (a client
+        that gave up is noticed at the next write). Waits for the server, never guesses a time."""
+        with self._finished:
+            if not self._finished.wait_for(lambda: not self._open.get(seed), timeout=timeout):
+                raise TimeoutError(f"a request for {seed!r} is still being answered after {timeout} s")
+            return list(self._sent.get(seed, []))
+
     @property
     def requests(self) -> list[Hit]:
         with self._lock:
@@ -196,6 +208,7 @@ class RecordingsServer:
         with self._lock:
             self._hits.clear()
             self._counts.clear()
+            self._sent.clear()
 
     # ------------------------------------------------------------------ answering
 
@@ -207,6 +220,19 @@ class RecordingsServer:
             count = self._counts.get(handler.path, 0) + 1
             self._counts[handler.path] = count
             self._hits.append(Hit("GET", split.path, split.query, seed, handler.headers.get("Host", ""), count))
+            self._open[seed] = self._open.get(seed, 0) + 1
+        sent = [0]
+        try:
+            self._answer(handler, seed, ext, options, count, sent)
+        finally:
+            with self._finished:
+                self._open[seed] -= 1
+                self._sent.setdefault(seed, []).append(sent[0])
+                self._finished.notify_all()
+
+    def _answer(
+        self, handler: _Handler, seed: str | None, ext: str, options: dict[str, str], count: int, sent: list[int]
+    ) -> None:
         if seed is None:
             return _small(handler, 404, "no such recording")
         slow = int(options.get("slow", "0"))
@@ -238,12 +264,26 @@ class RecordingsServer:
         if faulty and options.get("truncate") == "1":
             interrupt = "truncate"
         self._body(
-            handler, seed, size, chunked, int(options.get("rate", "0")), interrupt, float(options.get("stall", "0"))
+            handler,
+            seed,
+            size,
+            chunked,
+            int(options.get("rate", "0")),
+            interrupt,
+            float(options.get("stall", "0")),
+            sent,
         )
 
     @staticmethod
     def _body(
-        handler: _Handler, seed: str, size: int, chunked: bool, rate: int, interrupt: str | None, stall: float
+        handler: _Handler,
+        seed: str,
+        size: int,
+        chunked: bool,
+        rate: int,
+        interrupt: str | None,
+        stall: float,
+        progress: list[int],
     ) -> None:
         out = handler.wfile
         half = size // 2
@@ -260,6 +300,7 @@ class RecordingsServer:
                 else:
                     out.write(piece)
                 sent += len(piece)
+                progress[0] = sent
                 if rate:
                     ahead = sent / rate - (time.monotonic() - started)
                     if ahead > 0:
