@@ -50,6 +50,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 APP_KEY, APP_SECRET = "it-key", "it-secret"
 E164_ID = re.compile(r"^\+62812\d{7}$")
+HTTP_TIMEOUT = 30  # bounds a hang; never decides an outcome
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +78,7 @@ def client_for(sim: AirudderSimulator, **settings: Any) -> AirudderClient:
 
 def token_for(sim: AirudderSimulator) -> str:
     answer = requests.post(
-        sim.url + DEFAULT_PATHS["auth"], json={"APPKey": APP_KEY, "APPSecret": APP_SECRET}, timeout=5
+        sim.url + DEFAULT_PATHS["auth"], json={"APPKey": APP_KEY, "APPSecret": APP_SECRET}, timeout=HTTP_TIMEOUT
     ).json()
     assert answer["code"] == 200 and answer["status"] == "OK"
     return str(answer["data"]["token"])
@@ -256,15 +257,17 @@ def test_the_team_sample_keys_are_all_produced() -> None:
 
 
 def test_auth_checks_credentials_and_token_header(sim: AirudderSimulator) -> None:
-    wrong = requests.post(sim.url + DEFAULT_PATHS["auth"], json={"APPKey": APP_KEY, "APPSecret": "x"}, timeout=5)
+    wrong = requests.post(
+        sim.url + DEFAULT_PATHS["auth"], json={"APPKey": APP_KEY, "APPSecret": "x"}, timeout=HTTP_TIMEOUT
+    )
     assert wrong.status_code == 401 and wrong.json()["code"] == 10302
     token = token_for(sim)
     url = sim.url + DEFAULT_PATHS["workflow_list"]
-    assert requests.get(url, headers={"Authorization": f"Token {token}"}, timeout=5).json()["code"] == 200
-    assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 401
-    assert requests.get(url, timeout=5).status_code == 401
+    assert requests.get(url, headers={"Authorization": f"Token {token}"}, timeout=HTTP_TIMEOUT).json()["code"] == 200
+    assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT).status_code == 401
+    assert requests.get(url, timeout=HTTP_TIMEOUT).status_code == 401
     sim.expire_tokens()
-    assert requests.get(url, headers={"Authorization": f"Token {token}"}, timeout=5).status_code == 401
+    assert requests.get(url, headers={"Authorization": f"Token {token}"}, timeout=HTTP_TIMEOUT).status_code == 401
 
 
 def test_short_token_ttl() -> None:
@@ -274,22 +277,32 @@ def test_short_token_ttl() -> None:
         url = sim.url + DEFAULT_PATHS["workflow_list"]
         headers = {"Authorization": f"Token {token}"}
         now[0] += 59
-        assert requests.get(url, headers=headers, timeout=5).status_code == 200
+        assert requests.get(url, headers=headers, timeout=HTTP_TIMEOUT).status_code == 200
         now[0] += 1  # the token's 60 s are over
-        assert requests.get(url, headers=headers, timeout=5).status_code == 401
+        assert requests.get(url, headers=headers, timeout=HTTP_TIMEOUT).status_code == 401
 
 
 def test_methods_paths_and_bad_requests(sim: AirudderSimulator) -> None:
     headers = {"Authorization": f"Token {token_for(sim)}"}
     assert (
-        requests.post(sim.url + DEFAULT_PATHS["workflow_list"], json={}, headers=headers, timeout=5).status_code == 405
+        requests.post(
+            sim.url + DEFAULT_PATHS["workflow_list"], json={}, headers=headers, timeout=HTTP_TIMEOUT
+        ).status_code
+        == 405
     )
-    assert requests.get(sim.url + DEFAULT_PATHS["task_detail"], headers=headers, timeout=5).status_code == 405
-    assert requests.get(sim.url + "/service/cloud/nothing", headers=headers, timeout=5).status_code == 404
-    missing = requests.post(sim.url + DEFAULT_PATHS["outbound_task_list"], json={}, headers=headers, timeout=5)
+    assert (
+        requests.get(sim.url + DEFAULT_PATHS["task_detail"], headers=headers, timeout=HTTP_TIMEOUT).status_code == 405
+    )
+    assert requests.get(sim.url + "/service/cloud/nothing", headers=headers, timeout=HTTP_TIMEOUT).status_code == 404
+    missing = requests.post(
+        sim.url + DEFAULT_PATHS["outbound_task_list"], json={}, headers=headers, timeout=HTTP_TIMEOUT
+    )
     assert missing.status_code == 400
     bad_time = requests.get(
-        sim.url + DEFAULT_PATHS["workflow_list"], params={"start_time": "yesterday"}, headers=headers, timeout=5
+        sim.url + DEFAULT_PATHS["workflow_list"],
+        params={"start_time": "yesterday"},
+        headers=headers,
+        timeout=HTTP_TIMEOUT,
     )
     assert bad_time.status_code == 400
 
@@ -303,7 +316,7 @@ def test_paging_answer_shape(sim: AirudderSimulator) -> None:
             sim.url + DEFAULT_PATHS["task_detail"],
             json={"task_id": task_id, "page": page, "page_size": 4},
             headers=headers,
-            timeout=5,
+            timeout=HTTP_TIMEOUT,
         ).json()
         assert answer["code"] == 200 and answer["data"]["total"] == 6
         assert (answer["data"]["page"], answer["data"]["page_size"]) == (page, 4)
@@ -315,7 +328,7 @@ def test_recordings_are_streamed_wav_of_the_configured_size(sim: AirudderSimulat
     answered = next(c for c in sim.dataset.calls() if c.answered)
     link = sim.call_record(answered)["recLink"]
     assert link.startswith(sim.url + "/recordings/")
-    with requests.get(link, stream=True, timeout=5) as response:
+    with requests.get(link, stream=True, timeout=HTTP_TIMEOUT) as response:
         assert response.status_code == 200
         assert response.headers["Content-Type"] == "audio/wav"
         assert int(response.headers["Content-Length"]) == 200_000
@@ -323,9 +336,9 @@ def test_recordings_are_streamed_wav_of_the_configured_size(sim: AirudderSimulat
     data = b"".join(chunks)
     assert len(chunks) > 1 and len(data) == 200_000
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE" and data[36:40] == b"data"
-    assert requests.get(link, timeout=5).content == data  # same bytes every time
+    assert requests.get(link, timeout=HTTP_TIMEOUT).content == data  # same bytes every time
     unanswered = next(c for c in sim.dataset.calls() if not c.answered)
-    assert requests.get(f"{sim.url}/recordings/{unanswered.call_id}.wav", timeout=5).status_code == 404
+    assert requests.get(f"{sim.url}/recordings/{unanswered.call_id}.wav", timeout=HTTP_TIMEOUT).status_code == 404
 
 
 def test_faults_apply_in_order_then_answers_are_normal(sim: AirudderSimulator) -> None:
@@ -339,15 +352,15 @@ def test_faults_apply_in_order_then_answers_are_normal(sim: AirudderSimulator) -
         Fault.slow(0.3),
         Fault.error_code(10705),
     )
-    statuses = [requests.get(url, params=params, headers=headers, timeout=5) for _ in range(3)]
+    statuses = [requests.get(url, params=params, headers=headers, timeout=HTTP_TIMEOUT) for _ in range(3)]
     assert [r.status_code for r in statuses] == [500, 500, 429]
     assert statuses[2].headers["Retry-After"] == "2.5" and statuses[2].json()["code"] == 10705
     started = time.monotonic()
-    slow = requests.get(url, params=params, headers=headers, timeout=5)
+    slow = requests.get(url, params=params, headers=headers, timeout=HTTP_TIMEOUT)
     assert slow.status_code == 200 and time.monotonic() - started >= 0.3
-    coded = requests.get(url, params=params, headers=headers, timeout=5)
+    coded = requests.get(url, params=params, headers=headers, timeout=HTTP_TIMEOUT)
     assert coded.status_code == 200 and coded.json()["code"] == 10705
-    assert requests.get(url, params=params, headers=headers, timeout=5).json()["code"] == 200
+    assert requests.get(url, params=params, headers=headers, timeout=HTTP_TIMEOUT).json()["code"] == 200
     assert sim.faults.pending() == 0
     with pytest.raises(ValueError):
         sim.inject("no_such_endpoint", Fault.server_error())

@@ -28,8 +28,9 @@ class Fault:
     "delay" (wait `delay` seconds, then answer normally), "expire_tokens" (expire every token
     now, so the request and all later ones get 401 until the client authenticates again),
     "unauthorized" (401 whatever the token), "code" (HTTP 200 whose body `code` is `code`),
-    "hold" (set `arrived`, wait until `release` is set, then answer normally: a test decides when
-    the request ends, instead of guessing how long "busy" must last on a loaded machine)."""
+    "hold" (set `arrived`, wait until `release` is set or the client hangs up, then answer normally:
+    a test decides when the request ends, or makes a client time out whatever its timeout, instead of
+    guessing how long "busy" or "too slow" must last on a loaded machine)."""
 
     kind: str
     status: int = 500
@@ -62,7 +63,7 @@ class Fault:
 
     @classmethod
     def hold(cls, times: int = 1) -> Fault:
-        """Held until `release.set()`; `arrived` is set when a request reaches it."""
+        """Held until `release.set()` or the client hangs up; `arrived` is set when a request reaches it."""
         return cls("hold", times=times)
 
     @classmethod

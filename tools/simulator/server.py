@@ -20,6 +20,8 @@ import base64
 import json
 import os
 import re
+import select
+import socket
 import threading
 import time
 from collections import Counter
@@ -77,6 +79,15 @@ class RequestRecord:
     method: str
     status: int
     fault: str | None = None
+
+
+def _hung_up(connection: socket.socket) -> bool:
+    """The client closed its end (or reset it) while waiting for our answer: it sends nothing else."""
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 class _SimulatorServer(ThreadingHTTPServer):
@@ -238,10 +249,11 @@ class AirudderSimulator:
     def _wait(self, seconds: float) -> None:
         self._stopping.wait(seconds)
 
-    def _hold(self, release: threading.Event) -> None:
-        """Until the test releases the request, or the simulator stops."""
+    def _hold(self, release: threading.Event, connection: socket.socket) -> None:
+        """Until the test releases the request, the client hangs up (it timed out), or the simulator stops."""
         while not release.wait(0.05) and not self._stopping.is_set():
-            pass
+            if _hung_up(connection):
+                return
 
     def _answer(self, endpoint: str, params: dict[str, Any]) -> Any:
         """`data` of a successful answer; raises ApiError otherwise."""
@@ -362,7 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.sim._wait(fault.delay)
             elif fault.kind == "hold":
                 fault.arrived.set()
-                self.sim._hold(fault.release)
+                self.sim._hold(fault.release, self.connection)
             elif fault.kind == "expire_tokens":
                 self.sim.expire_tokens()
             else:
