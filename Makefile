@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP_QUIET := --quiet --disable-pip-version-check
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo serve test test-unit test-integration lint bench drills build validate events redrive clean
+.PHONY: demo serve test test-unit test-integration lint bench drills build validate events redrive republish clean
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON_BOOT) -m venv $(VENV)
@@ -54,6 +54,11 @@ events: $(VENV)/.stamp
 ## stack (its outputs), QUEUE_URL=... DLQ_URL=... for any pair, else the local stack of `make serve`.
 redrive: $(VENV)/.stamp
 	$(PY) -m tools.redrive $(if $(STACK),--stack-name $(STACK),$(if $(QUEUE_URL),--queue-url $(QUEUE_URL) --dlq-url $(DLQ_URL),--endpoint-url http://127.0.0.1:$(or $(MOTO_PORT),5000))) $(REDRIVE_ARGS)
+
+## Events the fan-out could not publish (its on-failure queue) published again: STACK=<name> for a deployed
+## stack (its outputs), or REPUBLISH_ARGS="--queue-url URL --event-bus NAME [--endpoint-url URL]".
+republish: $(VENV)/.stamp
+	$(PY) -m tools.fanout_redrive $(if $(STACK),--stack-name $(STACK)) $(REPUBLISH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-sam .venv-checkov .aws-sam build .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,11 @@ PRICES: dict[str, dict[str, Any]] = {
     "sqs_request": {"usd": 0.40 / 1e6, "unit": "SQS standard request (64 KB each)"},
     "secretsmanager_call": {"usd": 0.05 / 10_000, "unit": "Secrets Manager API call"},
     "logs_ingest_gb": {"usd": 0.50, "unit": "CloudWatch Logs ingestion, standard class, per GB"},
+    "eventbridge_custom_event": {"usd": 1.00 / 1e6, "unit": "EventBridge custom event published (per 64 KB chunk)"},
 }
+# Fan-out entry sizes measured over every sample of events/ (airudder_ingest.fanout.entry_size, phones
+# masked): 647 / 768 / 928 bytes min / median / max, so one 64 KB chunk each.
+FANOUT_ENTRY_BYTES_MAX = 928
 MILLION = 1_000_000
 
 
@@ -69,4 +73,33 @@ def bill_per_million(calls: dict[str, Any], overhead: dict[str, Any] | None) -> 
         "prices_as_of": PRICES_AS_OF,
         "prices_region": "us-east-1",
         "prices_source": "AWS public pricing pages as known on that date (not fetched by the benchmark)",
+    }
+
+
+def fanout_bill_per_million(
+    *,
+    events_per_invocation: float,
+    invocation_ms: float,
+    memory_mb: int = 256,
+    entry_bytes: int = FANOUT_ENTRY_BYTES_MAX,
+) -> dict[str, Any]:
+    """Dollars per million events published (README, "Fan-out"): EventBridge's charge per 64 KB chunk
+    of each entry, plus the publisher's invocations (one per stream batch; state and quarantine writes
+    are filtered out by the mapping and cost nothing) and their GB-seconds. DynamoDB Streams reads by
+    Lambda are free."""
+    chunks = math.ceil(entry_bytes / (64 * 1024))
+    invocations = MILLION / events_per_invocation
+    lines = {
+        "eventbridge_events": MILLION * chunks * PRICES["eventbridge_custom_event"]["usd"],
+        "lambda_requests": invocations * PRICES["lambda_request"]["usd"],
+        "lambda_duration": invocations
+        * math.ceil(invocation_ms)
+        / 1000
+        * memory_mb
+        / 1024
+        * PRICES["lambda_arm64_gb_s"]["usd"],
+    }
+    return {
+        "usd_per_million_events": round(sum(lines.values()), 3),
+        "lines": {k: round(v, 4) for k, v in lines.items()},
     }

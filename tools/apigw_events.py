@@ -23,16 +23,18 @@ log = logging.getLogger("tools.apigw_events")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = "apigw"
+# Folders of events/ that hold other events than webhook bodies (e.g. a DynamoDB stream batch).
+NOT_WEBHOOK_DIRS = (OUTPUT_DIR, "stream")
 ROUTE_PREFIX = "/webhooks/"
 BASE_EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z; each sample gets a fixed offset within a day
 
 
 def sample_files(events_root: Path) -> list[Path]:
-    """Sample bodies under ``events_root`` (events/apigw/ and non-.json files left out)."""
+    """Sample bodies under ``events_root`` (events/apigw/, events/stream/ and non-.json files left out)."""
     found = []
     for path in sorted(events_root.rglob("*.json")):
         relative = path.relative_to(events_root)
-        if relative.parts[0] == OUTPUT_DIR or len(relative.parts) < 2 or not path.is_file():
+        if relative.parts[0] in NOT_WEBHOOK_DIRS or len(relative.parts) < 2 or not path.is_file():
             continue
         found.append(path)
     return found

@@ -2,7 +2,9 @@
 
 Starts what `make serve` starts, posts every sample body of events/ twice (the second time with its
 keys reordered and re-indented, as a redelivery), adds a delivery with a wrong token and a malformed
-one, then prints what each webhook type left in DynamoDB and S3. Last, the scheduled sync
+one, then prints what each webhook type left in DynamoDB and S3, and which events reached a queue
+subscribed to the stack's EventBridge bus (fan-out: one per stored event, none for redeliveries). Last,
+the scheduled sync
 (tools/sync_demo.py): a simulated AIRUDDER tenant pushes its call webhooks with some dropped, the sync
 runs, and every call is checked in DynamoDB. Then it stops.
 """
@@ -15,7 +17,7 @@ import os
 import re
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,7 +25,7 @@ from typing import Any, TextIO
 import requests
 
 from tools.apigw_events import ROUTE_PREFIX, sample_files
-from tools.local_stack import LocalStack
+from tools.local_stack import LOCAL_RECORDING_HOSTS, LocalStack
 from tools.recordings_server import RecordingsServer
 from tools.serve import describe
 from tools.sync_demo import run_sync_demo
@@ -53,6 +55,37 @@ def reordered(body: Any) -> bytes:
     return json.dumps(reverse(body), indent=2).encode()
 
 
+class BusSubscriber:
+    """A customer's subscription to the stack's bus: a queue and a rule on the source."""
+
+    RULE = "demo-every-ingest-event"
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.bus = str(stack.resources["IngestEventBus"]["Ref"])
+        self.sqs = stack.boto3_client("sqs")
+        self.queue_url = self.sqs.create_queue(QueueName="demo-ingest-events")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events = stack.boto3_client("events")
+        events.put_rule(Name=self.RULE, EventBusName=self.bus, EventPattern=json.dumps({"source": ["airudder.ingest"]}))
+        events.put_targets(Rule=self.RULE, EventBusName=self.bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
+
+    def received(self) -> list[dict[str, Any]]:
+        """Publishes what the table's stream holds (the stream poller drives FanoutFunction), then takes
+        every event off the queue."""
+        self.stack.stream_poller("FanoutFunction").drain()
+        found: list[dict[str, Any]] = []
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
 class Demo:
     def __init__(self, stack: LocalStack, out: TextIO, recordings: RecordingsServer | None = None) -> None:
         self.stack = stack
@@ -66,6 +99,8 @@ class Demo:
         self.table = stack.resources["EventsTable"]["Ref"]
         self.bucket = stack.resources["ArchiveBucket"]["Ref"]
         self.store = EventStore(self.table, stack.boto3_client("dynamodb"))
+        # Subscribed before the first delivery, as a customer's rule would be.
+        self.subscriber = BusSubscriber(stack) if "IngestEventBus" in stack.resources else None
 
     def post(self, path: str, body: bytes, label: str, token: str | None = None) -> None:
         answer = self.session.post(
@@ -175,6 +210,7 @@ class Demo:
                 kept = self.store.get_quarantine(quarantine_id) or {}
                 out.write(f"    quarantined  {kept.get('pk')}  reason: {kept.get('reason')}\n")
                 out.write(f"           s3://{self.bucket}/{kept.get('archive_key')}\n")
+        self.fanout_summary()
         if self.stack.faults is not None:
             stored = sum(s.counts["stored"] + s.counts["duplicates"] for s in self.by_type.values())
             # Only the archive's own PUTs: the recordings consumer writes under recordings/ meanwhile.
@@ -188,6 +224,27 @@ class Demo:
                 f" {totals['quarantined']} quarantined deliveries (one each).\n"
             )
 
+    def fanout_summary(self) -> None:
+        if self.subscriber is None:
+            self.out.write("\nFan-out: off (FanoutEnabled=false)\n")
+            return
+        arrived = self.subscriber.received()
+        per_event = Counter(str(e["detail"]["event_id"]) for e in arrived)
+        stored = {event_id for s in self.by_type.values() for event_id in s.event_ids}
+        redeliveries = sum(s.counts["duplicates"] for s in self.by_type.values())
+        once = sum(1 for event_id in stored if per_event.get(event_id) == 1)
+        self.out.write(
+            f"\nFan-out: a queue subscribed to bus {self.subscriber.bus} (rule {self.subscriber.RULE}) received"
+            f" {len(arrived)} events: {once} of the {len(stored)} stored events exactly once,"
+            f" {sum(n for e, n in per_event.items() if e not in stored)} for anything else"
+            f" ({redeliveries} redeliveries, quarantined and refused deliveries publish nothing)\n"
+        )
+        for detail_type, count in sorted(Counter(str(e["detail-type"]) for e in arrived).items()):
+            self.out.write(f"  {detail_type:<34}{count:>4}\n")
+        if arrived:
+            sample = arrived[0]["detail"]
+            self.out.write(f"  e.g. detail of {sample['webhook_type']}: {json.dumps(sample)[:300]}…\n")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -199,7 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with (
         RecordingsServer() as recordings,
-        LocalStack(moto_port=args.moto_port, gateway_port=args.port, with_recordings_consumer=True) as stack,
+        LocalStack(
+            moto_port=args.moto_port,
+            gateway_port=args.port,
+            with_recordings_consumer=True,
+            parameters={"RecordingAllowedHosts": f"{LOCAL_RECORDING_HOSTS},127.0.0.1:{recordings.port}"},
+        ) as stack,
     ):
         if not args.verbose:
             # Set after the stack applied the template's variables, before the first invocation imports

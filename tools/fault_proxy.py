@@ -194,6 +194,8 @@ class FaultRule:
     message: str | None = None
     delay: float = 0.0  # > 0: a slow rule (forwarded after the delay)
     hits: int = 0
+    # An answer rule: called with the request body, returns (status, JSON body) sent instead of moto's.
+    respond: Callable[[bytes], tuple[int, Any]] | None = None
 
     def matches(self, service: str, operation: str) -> bool:
         if self.times is not None and self.hits >= self.times:
@@ -264,6 +266,21 @@ class FaultProxy:
         Remember the SDK retries 5xx and throttling (AWS_MAX_ATTEMPTS): ``times=1`` is usually absorbed.
         """
         rule = FaultRule(service, operation, times, status, code, message)
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def answer(
+        self,
+        service: str,
+        operation: str,
+        respond: Callable[[bytes], tuple[int, Any]],
+        times: int | None = None,
+    ) -> FaultRule:
+        """Answer matching requests (JSON protocols) with ``respond(request body)`` = (status, JSON value)
+        instead of forwarding them: e.g. a PutEvents answer with ``FailedEntryCount``, where ``respond``
+        may forward part of the request to moto itself (a partial failure)."""
+        rule = FaultRule(service, operation, times, status=200, respond=respond)
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -524,7 +541,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if body is None:
                 self._drain()
             request_id = uuid.uuid4().hex.upper()[:16]
-            headers, payload = _error_response(service, operation, protocol, rule, request_id)
+            if rule.respond is not None:
+                status, value = rule.respond(body or b"")
+                rule.status = status
+                headers = {"Content-Type": f"application/x-amz-{protocol}", "x-amzn-RequestId": request_id}
+                payload = json.dumps(value).encode()
+            else:
+                headers, payload = _error_response(service, operation, protocol, rule, request_id)
             # Logged before answering, so a client that reads the log after its call finds it there.
             proxy.record(Call(service, operation, self.command, path, rule.status, True, resource, time.time()))
             self.send_response(rule.status)

@@ -29,6 +29,7 @@ from tools.fault_proxy import FaultProxy
 from tools.gateway import IMPLICIT_HTTP_API, EventSource, Functions, Gateway, Route, load_event_sources, load_routes
 from tools.local_aws import DEFAULT_TOKEN, MotoServer, api_id_for, aws_client, create_resources
 from tools.sqs_poller import SqsPoller
+from tools.stream_poller import StreamPoller, filter_patterns
 
 log = logging.getLogger("tools.local_stack")
 
@@ -37,8 +38,9 @@ DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
 # Variables that would send boto3 elsewhere than the local endpoint while a stack runs.
 _SHADOWING_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
-# RecordingAllowedHosts of a stack with the recordings consumer (unless given): AIRUDDER's + loopback.
-LOCAL_RECORDING_HOSTS = "airudder.com,.airudder.com,127.0.0.1"
+# RecordingAllowedHosts of a stack with the recordings consumer (unless given): AIRUDDER's + loopback on
+# its default port and on 8082 (`python -m tools.recordings_server`'s); other ports must be named.
+LOCAL_RECORDING_HOSTS = "airudder.com,.airudder.com,127.0.0.1,127.0.0.1:8082"
 
 _live_lock = threading.Lock()
 _live: set[int] = set()
@@ -67,6 +69,7 @@ class LocalStack:
         host: str = "127.0.0.1",
         isolate_modules: bool = True,
         with_recordings_consumer: bool = False,
+        with_stream_consumers: bool = False,
         timeout_scale: float = 1.0,
     ) -> None:
         self.template_path = Path(template_path or DEFAULT_TEMPLATE).resolve()
@@ -85,6 +88,10 @@ class LocalStack:
         # Multiplies every function's Timeout (tools.gateway.Functions): TEST_TIMEOUT_SCALE in tests.
         self._timeout_scale = timeout_scale
         self.pollers: list[SqsPoller] = []
+        # Poll the table's stream in the background for every function with a DynamoDB event (the
+        # fan-out publisher, and any later consumer), as Lambda's stream mappings would.
+        self._with_stream_consumers = with_stream_consumers
+        self.stream_pollers: list[StreamPoller] = []
 
         self.template: dict[str, Any] = {}
         self.resolver: cfn.Resolver | None = None
@@ -166,6 +173,10 @@ class LocalStack:
         ).start()
         if consumer:
             self.pollers.append(self.sqs_poller("RecordingsFunction").start())
+        if self._with_stream_consumers:
+            for source in self.event_sources:
+                if source.type == "DynamoDB":
+                    self.stream_pollers.append(self.stream_poller(source.function_id, source.name).start())
 
     def _apply_environment(self) -> None:
         assert self.functions is not None
@@ -189,6 +200,9 @@ class LocalStack:
         for poller in self.pollers:
             poller.stop()
         self.pollers.clear()
+        for stream_poller in self.stream_pollers:
+            stream_poller.stop()
+        self.stream_pollers.clear()
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
@@ -360,6 +374,46 @@ class LocalStack:
         if message.get("MD5OfMessageAttributes"):
             record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
         return record
+
+    def _queue_url(self, queue_arn: str) -> str:
+        for values in self.resources.values():
+            if values.get("Arn") == queue_arn and "QueueUrl" in values:
+                return str(values["QueueUrl"])
+        raise KeyError(f"queue {queue_arn} is not a local queue")
+
+    def stream_consumers(self) -> list[str]:
+        """Logical ids of the functions with a DynamoDB stream event."""
+        return [source.function_id for source in self.event_sources if source.type == "DynamoDB"]
+
+    def stream_poller(self, function_id: str, event_name: str | None = None) -> StreamPoller:
+        """A poller (not started) feeding the function from its DynamoDB stream event the way the
+        event source mapping does (filters, batch size, ReportBatchItemFailures, retries, bisect,
+        on-failure destination). It reads moto directly: the mapping is AWS's, not the function's
+        (faults injected on the function's calls do not touch it). ``drain()`` runs it in this thread."""
+        assert self.resolver is not None
+        props = self.resolver.resolve(self._event_source(function_id, ("DynamoDB",), event_name).properties)
+        on_failure = None
+        destination = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        if destination:
+            queue_url = self._queue_url(str(destination))
+            sqs = self.boto3_client("sqs")
+
+            def on_failure(message: dict[str, Any]) -> None:
+                sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message))
+
+        return StreamPoller(
+            self.boto3_client("dynamodbstreams"),
+            str(props["Stream"]),
+            lambda event: self.invoke(function_id, event),
+            batch_size=int(props.get("BatchSize", 100)),
+            starting_position=str(props.get("StartingPosition", "TRIM_HORIZON")),
+            filters=filter_patterns(props.get("FilterCriteria")),
+            report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+            max_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+            bisect=cfn.scalar_text(props.get("BisectBatchOnFunctionError", False)) == "true",
+            on_failure=on_failure,
+            name=f"{function_id}-stream-poller",
+        )
 
     def run_schedule(self, function_id: str, event_name: str | None = None) -> Any:
         """Invoke a function as its Schedule / ScheduleV2 event would (its Input, else a Scheduled Event)."""

@@ -9,9 +9,13 @@
         server.hits("call-1")                                        # GETs of that recording so far
         server.body_bytes_sent("call-1")                             # body bytes of each finished GET
 
-GET /audio/<seed>.<ext>?<options> (the seed picks the bytes: the same seed and size, the same file):
-  size=N            bytes of the file (a WAV header then noise; default 1 MiB)
+GET /audio/<seed>.<ext>?<options> (the seed picks the bytes: the same seed, size and format, the same file):
+  size=N            bytes of the file (a header of its format then noise; default 1 MiB)
   type=T            Content-Type (default from the extension; "none" sends none)
+  format=F          what the bytes are: wav, mp3, ogg, m4a, flac, raw (noise only, no header), or html
+                    (a web page, e.g. a login page
+                    served instead of the file); default from `type` if it names one of them, else from
+                    the extension, else wav
   chunked=1         Transfer-Encoding: chunked instead of Content-Length
   rate=B            at most B bytes per second
   status=S          always answer S (e.g. 403, 404, 410) with a small body
@@ -21,6 +25,8 @@ GET /audio/<seed>.<ext>?<options> (the seed picks the bytes: the same seed and s
   stall=S           stop S seconds halfway through the body (the first `slow` requests, default all)
   truncate=1        close the connection halfway through the body (the first `slow` requests)
   redirect=URL      answer redirect_status (default 302) with Location: URL ("self": its own path, a loop)
+  drip=S            send the body one byte every S seconds (the first `slow` requests, default all)
+  drip_headers=S    send the status line and headers one byte every S seconds (likewise)
 Requests are counted per path and query, so every distinct URL has its own "first N".
 
 ``python -m tools.recordings_server [--port 8082]`` serves until Ctrl-C.
@@ -46,6 +52,18 @@ BLOCK_BYTES = 1024 * 1024
 WAV_HEADER_BYTES = 44
 SAMPLE_RATE = 8000
 TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "m4a": "audio/mp4", "bin": ""}
+FORMATS = ("wav", "mp3", "ogg", "m4a", "flac", "raw", "html")
+_FORMAT_OF_TYPE = {
+    "audio/wav": "wav",
+    "audio/mpeg": "mp3",
+    "audio/ogg": "ogg",
+    "audio/mp4": "m4a",
+    "audio/flac": "flac",
+}
+_HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body><form action=/login method=post>"
+    b"<input name=user><input name=password type=password></form></body></html>\n"
+)
 
 
 def _wav_header(total: int) -> bytes:
@@ -60,15 +78,37 @@ def _wav_header(total: int) -> bytes:
     )
 
 
+def _header(fmt: str, size: int) -> bytes:
+    """The first bytes of a file of that format (what a player, or the copier, recognises it by)."""
+    if fmt == "wav":
+        return _wav_header(size)
+    if fmt == "mp3":
+        return b"ID3\x04\x00\x00\x00\x00\x00\x00"
+    if fmt == "ogg":
+        return b"OggS\x00\x02" + bytes(20) + b"\x01\x1e\x01vorbis"
+    if fmt == "m4a":
+        return b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom\x00\x00\x00\x00"
+    if fmt == "flac":
+        return b"fLaC\x00\x00\x00\x22"
+    if fmt == "raw":  # headerless audio (PCM, GSM): nothing tells what it is
+        return b""
+    raise ValueError(f"unknown format {fmt!r}")
+
+
 @functools.lru_cache(maxsize=16)
 def _noise_block(seed: str) -> bytes:
     return random.Random(seed).randbytes(BLOCK_BYTES)
 
 
-def audio_chunks(seed: str, size: int) -> Iterator[bytes]:
-    """The file of `seed` and `size` in pieces of at most 1 MiB: a WAV header, then noise (block i of
-    the noise is the seed's block with i in its first 8 bytes, so no two blocks are alike)."""
-    header = _wav_header(size)[:size]
+def audio_chunks(seed: str, size: int, fmt: str = "wav") -> Iterator[bytes]:
+    """The file of `seed`, `size` and format in pieces of at most 1 MiB: a header of the format, then
+    noise (block i of the noise is the seed's block with i in its first 8 bytes, so no two blocks are
+    alike); for "html", a web page repeated to the size."""
+    if fmt == "html":
+        page = _HTML_PAGE * (size // len(_HTML_PAGE) + 1)
+        yield page[:size]
+        return
+    header = _header(fmt, size)[:size]
     if header:
         yield header
     remaining = size - len(header)
@@ -82,15 +122,15 @@ def audio_chunks(seed: str, size: int) -> Iterator[bytes]:
         index += 1
 
 
-def audio_bytes(seed: str, size: int) -> bytes:
+def audio_bytes(seed: str, size: int, fmt: str = "wav") -> bytes:
     """The whole file (for small sizes)."""
-    return b"".join(audio_chunks(seed, size))
+    return b"".join(audio_chunks(seed, size, fmt))
 
 
-def expected_sha256(seed: str, size: int) -> str:
+def expected_sha256(seed: str, size: int, fmt: str = "wav") -> str:
     """SHA-256 of the file, computed piece by piece (any size, little memory)."""
     digest = hashlib.sha256()
-    for piece in audio_chunks(seed, size):
+    for piece in audio_chunks(seed, size, fmt):
         digest.update(piece)
     return digest.hexdigest()
 
@@ -249,6 +289,7 @@ class RecordingsServer:
             return _small(handler, int(options.get("redirect_status", "302")), "moved", {"Location": location})
         size = int(options.get("size", str(1024 * 1024)))
         content_type = options.get("type", TYPES.get(ext, "application/octet-stream"))
+        fmt = options.get("format") or file_format(content_type, ext)
         chunked = options.get("chunked") == "1"
         handler.send_response(200)
         if content_type and content_type != "none":
@@ -257,7 +298,17 @@ class RecordingsServer:
             handler.send_header("Transfer-Encoding", "chunked")
         else:
             handler.send_header("Content-Length", str(size))
-        handler.end_headers()
+        drip_headers = float(options.get("drip_headers", "0")) if faulty else 0.0
+        if drip_headers:
+            _drip(handler, b"".join(handler._headers_buffer) + b"\r\n", drip_headers)  # type: ignore[attr-defined]
+            handler._headers_buffer = []  # type: ignore[attr-defined]
+        else:
+            handler.end_headers()
+        drip = float(options.get("drip", "0")) if faulty else 0.0
+        if drip:
+            for piece in audio_chunks(seed, size, fmt):
+                _drip(handler, piece, drip)
+            return
         interrupt = None
         if faulty and float(options.get("stall", "0")):
             interrupt = "stall"
@@ -271,6 +322,7 @@ class RecordingsServer:
             int(options.get("rate", "0")),
             interrupt,
             float(options.get("stall", "0")),
+            fmt,
             sent,
         )
 
@@ -283,7 +335,8 @@ class RecordingsServer:
         rate: int,
         interrupt: str | None,
         stall: float,
-        progress: list[int],
+        fmt: str = "wav",
+        progress: list[int] | None = None,
     ) -> None:
         out = handler.wfile
         half = size // 2
@@ -300,13 +353,14 @@ class RecordingsServer:
                 else:
                     out.write(piece)
                 sent += len(piece)
-                progress[0] = sent
+                if progress is not None:
+                    progress[0] = sent
                 if rate:
                     ahead = sent / rate - (time.monotonic() - started)
                     if ahead > 0:
                         time.sleep(ahead)
 
-        for piece in audio_chunks(seed, size):
+        for piece in audio_chunks(seed, size, fmt):
             if interrupt is not None and sent + len(piece) > half:
                 cut = half - sent
                 write(piece[:cut])
@@ -322,6 +376,20 @@ class RecordingsServer:
         if chunked:
             out.write(b"0\r\n\r\n")
         out.flush()
+
+
+def file_format(content_type: str | None, ext: str) -> str:
+    """The format of the bytes served for a content type and extension (see `format=`)."""
+    declared = _FORMAT_OF_TYPE.get((content_type or "").split(";", 1)[0].strip().lower())
+    return declared or (ext if ext in FORMATS else "wav")
+
+
+def _drip(handler: _Handler, data: bytes, every: float) -> None:
+    """`data` one byte at a time, `every` seconds apart (a client that gives up ends it: a broken pipe)."""
+    for index in range(len(data)):
+        handler.wfile.write(data[index : index + 1])
+        handler.wfile.flush()
+        time.sleep(every)
 
 
 def _seed_and_ext(path: str) -> tuple[str | None, str]:

@@ -21,8 +21,9 @@ from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
 from tools.recordings_server import RecordingsServer
 from tools.sqs_poller import BatchOutcome, SqsPoller
 
-# Template parameters for local runs: the recordings server is on 127.0.0.1; no backoff between
-# attempts; a read timeout short enough for a test to wait out.
+# Template parameters for local runs: the recordings server is on 127.0.0.1 (its port is added to the
+# allow-list when it starts: other ports stay refused); no backoff between attempts; a read timeout
+# short enough for a test to wait out.
 LOCAL_PARAMETERS = {
     "RecordingAllowedHosts": "airudder.com,.airudder.com,127.0.0.1",
     "RecordingRetryBaseSeconds": "0",
@@ -42,6 +43,8 @@ class RecordingsLab:
 
     def __enter__(self) -> RecordingsLab:
         self.server.start()
+        if self.parameters["RecordingAllowedHosts"] == LOCAL_PARAMETERS["RecordingAllowedHosts"]:
+            self.parameters["RecordingAllowedHosts"] += f",127.0.0.1:{self.server.port}"
         try:
             self.stack = LocalStack(parameters=self.parameters, **self.stack_options).start()
             self._poller = self.stack.sqs_poller("RecordingsFunction")
@@ -129,6 +132,30 @@ class RecordingsLab:
         return self.poller.drain(timeout=timeout)
 
     # ------------------------------------------------------------------ looking
+
+    def send_case(self, case_id: str, event_id: str, url: str, *, event_time: str = DEFAULT_EVENT_TIME) -> None:
+        """Queue the link of a call notification that names its case but no call (as the pipeline does)."""
+        record = EventRecord(
+            event_id=event_id,
+            webhook_type="workflow.call",
+            route="/webhooks/workflow/call",
+            source="webhook",
+            received_at=event_time,
+            event_time=event_time,
+            time_source="payload",
+            entity_kind="CASE",
+            entity_id=case_id,
+            data="{}",
+            archive_key="",
+            case_id=case_id,
+            recording_url=url,
+        )
+        self.store.put_event(record)
+        RecordingQueue(self.queue_url, self.client("sqs")).send(record)
+
+    def event_recording(self, event_id: str) -> dict[str, Any]:
+        """The event item (recording_* attributes of a recording filed under its event)."""
+        return self.store.get_event(event_id) or {}
 
     def recording(self, call_id: str) -> dict[str, Any]:
         """The call's state item (recording_* attributes and, once an event came, the rest)."""

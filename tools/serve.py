@@ -35,7 +35,8 @@ def describe(stack: LocalStack, out: TextIO = sys.stdout) -> None:
     for method, path, function_id in stack.routes:
         out.write(f"  {method:<5} {stack.url(path, with_token=True)}   -> {function_id}\n")
     for source in stack.event_sources:
-        out.write(f"  ({source.type} event {source.function_id}.{source.name}: not served over HTTP)\n")
+        served = " (polled locally)" if source.type in ("SQS", "DynamoDB") else ""
+        out.write(f"  ({source.type} event {source.function_id}.{source.name}: not served over HTTP{served})\n")
     out.write(f"moto     {stack.moto_url}   (aws --endpoint-url {stack.moto_url} ..., fake credentials)\n")
     if stack.faults is not None:
         out.write(f"proxy    {stack.aws_endpoint_url}   (what the functions call)\n")
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         parameters=_parameter_overrides(args.parameter),
         # Recording links queued by the webhooks are copied into the archive bucket in the background.
         with_recordings_consumer=True,
+        # The table's stream drives its consumers (the fan-out publisher) in the background.
+        with_stream_consumers=True,
     ) as stack:
         describe(stack)
         out = sys.stdout

@@ -4,8 +4,10 @@ is invoked on decides the webhook type (see airudder_ingest.models.ROUTES)."""
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from airudder_ingest.observability import record_delivery
 from airudder_ingest.pipeline import get_pipeline
 
 logger = Logger()
@@ -15,6 +17,9 @@ pipeline = get_pipeline()
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+# correlation_id = API Gateway's request id on every log line of the delivery (README, "Dashboard and logs").
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return pipeline.handle(event)
+    answer = pipeline.handle(event)
+    record_delivery(event, answer)
+    return answer

@@ -1,5 +1,6 @@
-"""Helpers of the failure drills (test_drills.py): drill sizes, the killed-handler child process, and
-the hostile-request generators.
+"""Helpers of the failure drills (test_drills.py): drill sizes, the killed-handler child process, the
+hostile-request generators, and the hostile-value generators (issue 11: values past every limit, on every
+route and in the sync's pulled records).
 
 Child process (run by the kill drill):
 
@@ -16,7 +17,9 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import os
+import re
 import sys
 import time
 import uuid
@@ -25,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
+
+from tools.simulator.bodies import RawJson, dump_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("DRILLS", "").lower() == "full"
@@ -37,16 +42,19 @@ class Sizes:
     hostile_in_process: int
     hostile_http: int
     duplicate_bodies: int
+    hostile_values_in_process: int
+    hostile_values_http: int
+    hostile_sync_runs: int  # each: a tenant of HOSTILE_SYNC_CALLS hostile records, synced twice
     duplicate_senders: int = 50
 
 
 # `make test` runs the quick sizes; `make drills` (DRILLS=full) the full ones.
 SIZES = (
     Sizes(outage_webhooks=2000, retry_delay=2.0, hostile_in_process=10_000, hostile_http=300,
-          duplicate_bodies=20)
+          duplicate_bodies=20, hostile_values_in_process=2_000, hostile_values_http=200, hostile_sync_runs=30)
     if FULL
     else Sizes(outage_webhooks=120, retry_delay=1.0, hostile_in_process=200, hostile_http=30,
-               duplicate_bodies=2)
+               duplicate_bodies=2, hostile_values_in_process=100, hostile_values_http=15, hostile_sync_runs=3)
 )  # fmt: skip
 
 
@@ -298,6 +306,142 @@ def expected_statuses(case: HostileCase, max_body_bytes: int) -> frozenset[int]:
     if case.body_kind in ("random-json", "big-number", "deep-json", "binary"):
         return frozenset({200, 400})  # JSON or not, valid or not for the route's model (the catch-all takes any JSON)
     return frozenset({400})
+
+
+# ---------------------------------------------------------------------------------------------- hostile values
+
+# JSON literals past what the code and the store can hold. Numbers: past float (1e400 parses to infinity)
+# and int limits, NaN and Infinity, past DynamoDB's 38 digits and 1e-130..1e126.
+HOSTILE_NUMBERS = (
+    "1e400", "-1e400", "1e308", "1.7976931348623157e308", "5e-324", "1e-400", "1e300", "-1e17", "Infinity",
+    "-Infinity", "NaN", str(2**53 + 1), str(2**63), str(2**64), str(-(2**63) - 1), "9" * 23, "9" * 400,
+    "-" + "9" * 400, "1e126", "1e-131", "1" * 39, "0.1234567890123456789012345678901234567890", "-0", "0",
+)  # fmt: skip
+# Times in every form to_utc accepts, at and past the years 1 and 9999 once moved to UTC.
+_TIME_TEXTS = (
+    "0001-01-01T00:00:00+01:00", "0001-01-01 00:59:59+01:00", "0001-01-01T00:00:00Z", "0001-01-01 00:00:00",
+    "9999-12-31T23:59:59-01:00", "9999-12-31 23:59:59-00:01", "9999-12-31T23:59:59.999999Z",
+    "9999-12-31 23:59:59", "10000-01-01T00:00:00Z", "0000-01-01T00:00:00Z", "2024-02-30T00:00:00Z",
+    "253402300799", "253402300800", "253402300800000", "253402300799999", "99999999999", "1e400",
+    "-62135596800", "12345678901234567890123", "9" * 400, "1.5e10", "",
+)  # fmt: skip
+_TIME_NUMBERS = ("253402300799", "253402300800", "253402300800000", "-62135596800", "-62135596801", "99999999999.999")
+HOSTILE_TIMES = (*(json.dumps(t) for t in _TIME_TEXTS), *_TIME_NUMBERS)
+# Ids and fields past DynamoDB's limits: a sort key holds 1,024 bytes, a partition key 2,048, an item 400 KB.
+_ID_LENGTHS = (1_019, 1_020, 1_024, 1_025, 2_043, 2_048, 2_049, 3_000, 20_000)
+LONG_IDS = (*(json.dumps("c" * n) for n in _ID_LENGTHS), json.dumps("é" * 1_100), json.dumps("\U0001f600" * 600))
+HUGE_FIELDS = (json.dumps("x" * 450_000), json.dumps("é" * 210_000))
+# Keys worth aiming at: ids, times, states, phone numbers, links.
+_AIMED = re.compile(r"id$|_id|Id|time|date|stamp|state|status|phone|callee|number|reason|link|url|rec", re.I)
+
+hostile_strings = st.text(
+    alphabet=st.characters(categories=["Cs", "Cc", "Cf", "Co", "Zl", "So"]), min_size=1, max_size=12
+).map(json.dumps)  # lone surrogates and control characters, as JSON escapes
+hostile_literals = st.one_of(
+    st.sampled_from(HOSTILE_NUMBERS),
+    st.sampled_from(HOSTILE_NUMBERS).map(json.dumps),  # the same numbers sent as text
+    st.sampled_from(HOSTILE_TIMES),
+    st.integers(min_value=-(10**420), max_value=10**420).map(str),
+    st.floats().map(json.dumps),  # NaN and Infinity included
+    hostile_strings,
+    st.sampled_from(LONG_IDS),
+)
+
+
+@st.composite
+def hostile_literal(draw: st.DrawFn, *, huge: bool = True) -> str:
+    """One hostile JSON literal; now and then a field past the item limit (when `huge`)."""
+    if huge and draw(st.integers(0, 19)) == 0:
+        return draw(st.sampled_from(HUGE_FIELDS))
+    return draw(hostile_literals)
+
+
+def _slots(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], str | None]]:
+    """Every place a value sits in `value` (its path, and its key when in an object)."""
+    found: list[tuple[tuple[Any, ...], str | None]] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        found.append(((*path, key), key if isinstance(key, str) else None))
+        found += _slots(inner, (*path, key))
+    return found
+
+
+@st.composite
+def spoiled(draw: st.DrawFn, value: dict[str, Any], *, huge: bool = True) -> tuple[dict[str, Any], list[str]]:
+    """`value` with one to three of its values (ids, times and states most often) replaced by hostile
+    literals, and now and then one more key; with what was put where (for failure messages)."""
+    value = json.loads(json.dumps(value))
+    slots = _slots(value)
+    aimed = [s for s in slots if s[1] and _AIMED.search(s[1])]
+    where: list[str] = []
+    for _ in range(draw(st.integers(1, 3))):
+        pool = aimed if aimed and draw(st.integers(0, 9)) < 7 else slots
+        if not pool:
+            break
+        path, _key = draw(st.sampled_from(pool))
+        literal = draw(hostile_literal(huge=huge))
+        try:
+            parent: Any = value
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]] = RawJson(literal)
+        except (KeyError, IndexError, TypeError):  # inside a value replaced already
+            continue
+        where.append(f"{'.'.join(map(str, path))}={literal[:40]}")
+    if draw(st.booleans()):
+        literal = draw(hostile_literal(huge=huge))
+        value["drill_extra"] = RawJson(literal)
+        where.append(f"drill_extra={literal[:40]}")
+    return value, where
+
+
+@st.composite
+def hostile_value_cases(draw: st.DrawFn, token: str, max_body_bytes: int) -> HostileCase:
+    """An authenticated delivery to a modelled route: a sample with hostile values in it."""
+    route, raw_path, params, _routed = draw(st.sampled_from([r for r in ROUTE_CHOICES if r[3]]))
+    samples = SAMPLES.get(route) or SAMPLES.get(raw_path) or SAMPLES["/webhooks/workflow/dialer"]
+    sample = json.loads(draw(st.sampled_from(samples)))
+    value, where = draw(spoiled(sample))
+    raw = dump_json(value)
+    case = HostileCase(
+        route_key=f"POST {route}",
+        raw_path=raw_path,
+        path_params=params,
+        headers={"content-type": "application/json"},
+        query={"token": token},
+        body=raw.decode(),
+        is_base64=False,
+        body_kind="hostile-values: " + ", ".join(where),
+        authenticated=True,
+        routed=True,
+        body_bytes=len(raw),
+        raw=raw,
+    )
+    # Stored (what does not fit left out of the item), or quarantined with the reason; 413 over the size.
+    case.expected = frozenset({413}) if len(raw) > max_body_bytes else frozenset({200, 400})
+    return case
+
+
+HOSTILE_SYNC_CALLS = 10
+
+
+def record_changes(record_keys: list[str]) -> st.SearchStrategy[dict[str, RawJson]]:
+    """Hostile changes to a pulled call record: one to three of its keys (or a new one) set to hostile
+    literals (no field past the item limit: a page of them would take moto minutes)."""
+    return st.dictionaries(
+        st.sampled_from([*record_keys, "drill_extra"]), hostile_literal(huge=False).map(RawJson), min_size=1, max_size=3
+    )
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values, NaN equal to NaN."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 # ---------------------------------------------------------------------------------------------- main

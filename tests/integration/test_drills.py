@@ -1,7 +1,8 @@
 """Failure drills, each ending with an exact count and nothing lost.
 
 Quick sizes in `make test`; `make drills` (DRILLS=full) runs the same drills at full size: 2,000 webhooks
-through an AWS outage, 10,000 hostile requests, 20 bodies x 50 concurrent senders (drills_support.SIZES).
+through an AWS outage, 10,000 hostile requests, 2,200 deliveries and 300 pulled records with hostile values,
+20 bodies x 50 concurrent senders (drills_support.SIZES).
 
 1. outage     the AIRUDDER simulator pushes its webhooks (AIRUDDER's retry rule, retry delay scaled down)
               while the fault proxy cuts AWS off for a stretch in the middle: those deliveries get 5xx,
@@ -12,6 +13,11 @@ through an AWS outage, 10,000 hostile requests, 20 bodies x 50 concurrent sender
               flags, huge and deep JSON, invalid UTF-8. No 5xx, no exception; each answered 401, 404,
               413, 400 or 200 as it should be; every authenticated refusal is quarantined. In-process
               against the moto server for the bulk, plus a sample over HTTP through the local gateway.
+   hostile values (issue 11) authenticated deliveries to every modelled route, and call records pulled
+              by the sync, with values past every limit: lone surrogates and control characters, numbers
+              past float and int limits, NaN and Infinity, times out of range in every accepted form, ids
+              and fields past DynamoDB's key and item limits. For each: no 5xx, the raw bytes kept (as an
+              event or in quarantine), the same answer on the retry; the sync finishes every run.
 4. duplicates each body posted by 50 concurrent senders at once: exactly one event each.
 """
 
@@ -33,16 +39,32 @@ from typing import Any
 import pytest
 import requests
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
+from airudder_ingest.archive import body_of
+from airudder_ingest.events import event_id
+from airudder_ingest.sync import webhook_body
 from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
 from tools.simulator import AirudderSimulator, Delivery
+from tools.simulator.bodies import dump_json
 
 from .conftest import Client, Inspector
-from .drills_support import REPO_ROOT, SIZES, STOP_POINTS, HostileCase, hostile_cases
+from .drills_support import (
+    HOSTILE_SYNC_CALLS,
+    REPO_ROOT,
+    SIZES,
+    STOP_POINTS,
+    HostileCase,
+    hostile_cases,
+    hostile_value_cases,
+    record_changes,
+    same_json,
+)
+from .sync_support import CALL_TYPE, SyncRig, simulator
 
 pytestmark = pytest.mark.integration
-# Small enough that "too large" bodies stay cheap for moto to keep, large enough for deep JSON to fit.
-MAX_BODY_BYTES = 262_144
+# The default: fields past DynamoDB's 400 KB item limit fit in a body (issue 11).
+MAX_BODY_BYTES = 1_048_576
 CALL_ROUTE = "/webhooks/workflow/call"
 DIALER = "/webhooks/workflow/dialer"
 
@@ -324,6 +346,136 @@ def test_hostile_requests_over_http_are_each_answered_as_they_should_be(
     run()
     assert ledger.count == SIZES.hostile_http
     ledger.check_store(inspector)
+
+
+# ---------------------------------------------------------------------------------------------- 3b. hostile values
+
+
+Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
+
+
+class KeptLedger:
+    """Checks that each hostile-value delivery is kept, byte for byte, and answered the same on the retry."""
+
+    def __init__(self, inspector: Inspector) -> None:
+        self.inspector = inspector
+        self.store = inspector.store()
+        self.statuses: Counter[int] = Counter()
+        self.count = 0
+
+    def check(self, case: HostileCase, first: Answer, retry: Answer) -> None:
+        self.count += 1
+        self.statuses[first[0]] += 1
+        outcome = self._kept(case, *first)
+        assert retry[0] == first[0], f"{first[0]} then {retry[0]} for {case.body_kind} on {case.raw_path}"
+        assert self._kept(case, *retry) == outcome
+        if first[0] == 200:
+            assert retry[1]["x-ingest-outcome"] == "duplicate"
+
+    def _kept(self, case: HostileCase, status: int, headers: dict[str, str], body: bytes) -> tuple[str, str]:
+        assert status < 500, f"{status} for {case.body_kind} on {case.raw_path}: {body[:300]!r}"
+        assert status in case.expected, f"{status} for {case.body_kind} on {case.raw_path}: {body[:300]!r}"
+        if status == 200:
+            event = self.store.get_event(headers["x-event-id"])
+            assert event is not None, case.body_kind
+            assert body_of(self.inspector.archived(event["archive_key"])) == case.raw, case.body_kind
+            return "event", event["event_id"]
+        quarantine_id = json.loads(body)["quarantine_id"]
+        item = self.store.get_quarantine(quarantine_id)
+        assert item is not None and item["http_status"] == status and item["reason"], case.body_kind
+        assert body_of(self.inspector.archived(item["archive_key"])) == case.raw, case.body_kind
+        return "quarantine", quarantine_id
+
+
+def test_hostile_values_in_process_are_each_kept_and_answered_the_same_on_the_retry(
+    stack: LocalStack, inspector: Inspector
+) -> None:
+    ledger = KeptLedger(inspector)
+
+    @settings(HYPOTHESIS, max_examples=SIZES.hostile_values_in_process)
+    @given(case=hostile_value_cases(stack.token, MAX_BODY_BYTES))
+    def run(case: HostileCase) -> None:
+        function_id = next(r.function_id for r in stack.route_objects if r.route_key == case.route_key)
+        answers = [stack.invoke(function_id, case.event()) for _ in range(2)]  # the delivery, then the retry
+        first, retry = ((a["statusCode"], a["headers"], a["body"].encode()) for a in answers)
+        ledger.check(case, first, retry)
+
+    run()
+    assert ledger.count == SIZES.hostile_values_in_process
+    assert ledger.statuses[200] > 0
+    print(f"hostile values in-process: {ledger.count} deliveries (and their retries), statuses {dict(ledger.statuses)}")
+
+
+def test_hostile_values_over_http_are_each_kept_and_answered_the_same_on_the_retry(
+    stack: LocalStack, inspector: Inspector
+) -> None:
+    ledger = KeptLedger(inspector)
+    session = requests.Session()
+
+    @settings(HYPOTHESIS, max_examples=SIZES.hostile_values_http)
+    @given(case=hostile_value_cases(stack.token, MAX_BODY_BYTES))
+    def run(case: HostileCase) -> None:
+        answers = [
+            session.post(stack.gateway_url + case.raw_path, params=case.query, headers=case.headers, data=case.raw,
+                         timeout=60)
+            for _ in range(2)
+        ]  # fmt: skip
+        first, retry = ((a.status_code, dict(a.headers), a.content) for a in answers)
+        ledger.check(case, first, retry)
+
+    run()
+    assert ledger.count == SIZES.hostile_values_http
+
+
+def test_hostile_records_pulled_by_the_sync_are_each_kept_and_every_run_finishes(stack: LocalStack) -> None:
+    runs = 0
+
+    @settings(HYPOTHESIS, max_examples=SIZES.hostile_sync_runs)
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        nonlocal runs
+        runs += 1
+        with simulator(workflows=1, calls_per_workflow=HOSTILE_SYNC_CALLS) as sim:
+            calls = sim.dataset.calls()
+            keys = sorted(sim.call_record(calls[0]))
+            for call in calls:
+                sim.tamper(call, **data.draw(record_changes(keys)))
+            rig = SyncRig(stack, sim, f"hostile-{runs}-{time.monotonic_ns()}")
+            report = rig.run()
+            assert report.status == "done" and report.cursor is None, report.as_dict()
+            # Each record kept: stored as its webhook body, or whole (not readable as a call), or quarantined.
+            quarantined: list[dict[str, Any]] | None = None
+            for call in calls:
+                record = json.loads(dump_json(sim.call_record(call)))  # as the sync's client reads it
+                kept = [
+                    body_of(rig.archived(event["archive_key"]))
+                    for body in (webhook_body(record), record)
+                    if (event := rig.store.get_event(event_id(CALL_TYPE, body))) is not None
+                ]
+                if kept:
+                    assert any(same_json(json.loads(k), webhook_body(record)) or same_json(json.loads(k), record)
+                               for k in kept)  # fmt: skip
+                else:
+                    quarantined = _sync_quarantine(rig) if quarantined is None else quarantined
+                    bodies = [json.loads(body_of(rig.archived(q["archive_key"]))) for q in quarantined]
+                    assert any(same_json(b, record) for b in bodies), f"record {calls.index(call)} not kept"
+            # The retry: a second job over the same records finds each stored, or quarantines it again.
+            again = SyncRig(stack, sim, f"hostile-again-{runs}-{time.monotonic_ns()}").run()
+            assert again.status == "done" and again.cursor is None, again.as_dict()
+            assert again.new == 0 and again.quarantined == report.quarantined
+
+    run()
+    assert runs == SIZES.hostile_sync_runs
+
+
+def _sync_quarantine(rig: SyncRig) -> list[dict[str, Any]]:
+    pages = rig.ddb.get_paginator("scan").paginate(
+        TableName=rig.table,
+        FilterExpression="item_type = :q AND #s = :sync",
+        ExpressionAttributeNames={"#s": "source"},
+        ExpressionAttributeValues={":q": {"S": "quarantine"}, ":sync": {"S": "sync"}},
+    )
+    return [rig.store.get_quarantine(item["pk"]["S"][2:]) or {} for page in pages for item in page["Items"]]
 
 
 # ---------------------------------------------------------------------------------------------- 4. duplicates

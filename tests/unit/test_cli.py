@@ -6,15 +6,28 @@ import argparse
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from airudder_ingest import cli
-from airudder_ingest.export import EVENT_COLUMNS, ExportError, Progress, export_rows, write_export
+from airudder_ingest.export import (
+    EVENT_COLUMNS,
+    CsvSink,
+    ExportError,
+    Progress,
+    export_rows,
+    json_text,
+    spreadsheet_safe,
+    terminal_safe,
+    write_export,
+)
 from airudder_ingest.store import EventStore
 
 
@@ -133,3 +146,50 @@ def test_readable_items_show_numbers_and_the_body() -> None:
 
     shown = cli.readable({"data": '{"b": [1, 2]}', "size": Decimal("3"), "rate": Decimal("0.5")})
     assert shown == {"data": {"b": [1, 2]}, "size": 3, "rate": 0.5}
+
+
+# ---------------------------------------------------------------------------------------------- safe output
+
+# A spreadsheet evaluates a cell whose first character is one of these, or whose first after spaces is =+-@.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\x00")
+
+
+@given(st.text())
+def test_no_csv_cell_starts_a_formula_and_only_a_quote_is_added(value: str) -> None:
+    safe = spreadsheet_safe(value)
+    assert safe in (value, "'" + value)
+    starts = safe[:1] in FORMULA_START or safe.lstrip()[:1] in FORMULA_START[:4]
+    assert not starts or re.fullmatch(r"[+-]?[0-9]+(\.[0-9]+)?", safe)
+
+
+@pytest.mark.parametrize("number", ["+6281234567890", "-42", "+1", "-0.5", "12"])
+def test_numbers_and_e164_phones_stay_numbers(number: str) -> None:
+    assert spreadsheet_safe(number) == number
+
+
+def test_a_separator_inside_a_value_never_starts_a_cell() -> None:
+    # Spreadsheets in locales that split CSV on `;` still keep a quoted field whole.
+    stream = io.StringIO()
+    sink = CsvSink(stream, ("a", "b"))
+    sink.write({"a": "ok;=1+1", "b": None})
+    assert stream.getvalue().splitlines() == ['"a","b"', '"ok;=1+1",""']
+
+
+@given(st.text())
+def test_terminal_text_has_no_control_characters(value: str) -> None:
+    shown = terminal_safe(value)
+    assert not re.search("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", shown)
+    if not re.search("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", value):
+        assert shown == value  # text without controls is shown as it is
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    )
+)
+def test_json_output_is_the_same_value_without_raw_controls(value: Any) -> None:
+    text = json_text(value)
+    assert json.loads(text) == value
+    assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", text)

@@ -11,18 +11,24 @@ from airudder_ingest.recordings import (
     DEFAULT_ALLOWED_HOSTS,
     InvalidRecordingMessage,
     LinkRefused,
+    NotARecording,
     RecordingRequest,
     RecordingsSettings,
+    archive_type,
+    audio_format,
     backoff_seconds,
     check_link,
+    event_recording_key,
     extension_and_type,
     host_allowed,
     queue_url_from_arn,
     recording_day,
     recording_key,
+    text_document,
 )
 
-ALLOWED = ("airudder.com", ".airudder.com", "127.0.0.1")
+# Non-default ports are named (issue 11): a bare entry allows the scheme's default port only.
+ALLOWED = ("airudder.com", ".airudder.com", "127.0.0.1", "127.0.0.1:8082", "airudder.com:8443")
 BASE_ENV = {"EVENTS_TABLE": "t", "ARCHIVE_BUCKET": "b"}
 
 
@@ -122,7 +128,7 @@ def test_the_allow_list_setting_is_a_normalised_comma_separated_list() -> None:
     env = {**BASE_ENV, "RECORDING_ALLOWED_HOSTS": " Airudder.com, .CDN.airudder.com. ,[::1] 10.0.0.5"}
     settings = RecordingsSettings.from_env(env)
     assert settings.allowed_hosts == ("airudder.com", ".cdn.airudder.com", "::1", "10.0.0.5")
-    assert check_link("http://[::1]:8080/a.wav", settings.allowed_hosts).host == "::1"
+    assert check_link("http://[::1]/a.wav", settings.allowed_hosts).host == "::1"
 
 
 @pytest.mark.parametrize("entry", [".", "*.airudder.com", ".127.0.0.1", "airudder.com/x", "user@airudder.com", "a..b"])
@@ -227,3 +233,159 @@ def test_other_messages_are_invalid_and_the_error_does_not_repeat_the_link(body:
     with pytest.raises(InvalidRecordingMessage) as invalid:
         RecordingRequest.from_body(body)
     assert "secret-token" not in str(invalid.value)
+
+
+def test_a_message_naming_a_case_but_no_call_is_filed_under_its_event() -> None:
+    body = (
+        '{"url": "https://r.airudder.com/a.wav", "call_id": null, "entity": "CASE#case/7", "event_id": "e1",'
+        ' "event_time": "2024-05-01T10:00:00.000Z", "webhook_type": "workflow.call", "source": "webhook"}'
+    )
+    request = RecordingRequest.from_body(body)
+    assert (request.call_id, request.subject) == (None, "e1")
+    assert request.key(datetime(2024, 5, 1, tzinfo=UTC), "wav") == "recordings/2024/05/01/case/case%2F7/e1.wav"
+    assert event_recording_key("CASE", "..", "e", datetime(2024, 5, 1, tzinfo=UTC), "mp3") == (
+        "recordings/2024/05/01/case/%2E./e.mp3"
+    )
+    with pytest.raises(InvalidRecordingMessage):  # neither a call nor an event and its entity
+        RecordingRequest.from_body('{"url": "https://r.airudder.com/a.wav", "event_id": "e1"}')
+
+
+# ---------------------------------------------------------------------------------------------- ports
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed", "accepted"),
+    [
+        ("https://r.airudder.com/a.wav", (".airudder.com",), True),
+        ("https://r.airudder.com:443/a.wav", (".airudder.com",), True),  # the default port, written out
+        ("http://r.airudder.com/a.wav", (".airudder.com",), True),
+        ("https://r.airudder.com:8443/a.wav", (".airudder.com",), False),
+        ("http://r.airudder.com:443/a.wav", (".airudder.com",), False),  # 443 is not http's default
+        ("https://r.airudder.com:8443/a.wav", (".airudder.com:8443",), True),
+        ("https://r.airudder.com/a.wav", (".airudder.com:8443",), False),  # a port entry names that port only
+        ("http://127.0.0.1:8082/a.wav", ("127.0.0.1:8082",), True),
+        ("http://127.0.0.1:8083/a.wav", ("127.0.0.1:8082",), False),
+        ("http://[::1]:8080/a.wav", ("[::1]:8080",), True),
+        ("http://[::1]:8081/a.wav", ("[::1]:8080", "::1"), False),
+    ],
+)
+def test_only_the_default_port_unless_the_allow_list_names_another(
+    url: str, allowed: tuple[str, ...], accepted: bool
+) -> None:
+    if accepted:
+        assert check_link(url, allowed).url == url
+    else:
+        with pytest.raises(LinkRefused, match="port"):
+            check_link(url, allowed)
+
+
+def test_allow_list_entries_may_name_a_port() -> None:
+    env = {**BASE_ENV, "RECORDING_ALLOWED_HOSTS": "Airudder.com:8443, .cdn.airudder.com:80,[::1]:8080,10.0.0.5:9000"}
+    assert RecordingsSettings.from_env(env).allowed_hosts == (
+        "airudder.com:8443",
+        ".cdn.airudder.com:80",
+        "[::1]:8080",
+        "10.0.0.5:9000",
+    )
+    for bad in ("airudder.com:0", "airudder.com:65536", "airudder.com:x", "[::1]x", "airudder.com:"):
+        with pytest.raises(ValidationError):
+            RecordingsSettings.from_env({**BASE_ENV, "RECORDING_ALLOWED_HOSTS": bad})
+
+
+# ---------------------------------------------------------------------------------------------- content type
+
+NOISE = bytes(range(256)) * 2
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"RIFF\x24\x00\x00\x00WAVEfmt " + NOISE, ("wav", "audio/wav")),
+        (b"ID3\x04\x00\x00\x00\x00\x00\x00" + NOISE, ("mp3", "audio/mpeg")),
+        (b"\xff\xfb\x90\x64" + NOISE, ("mp3", "audio/mpeg")),
+        (b"\xff\xf1\x50\x80" + NOISE, ("aac", "audio/aac")),
+        (b"OggS\x00\x02" + b"\x00" * 22 + b"\x01vorbis" + NOISE, ("ogg", "audio/ogg")),
+        (b"OggS\x00\x02" + b"\x00" * 22 + b"OpusHead" + NOISE, ("opus", "audio/opus")),
+        (b"fLaC\x00\x00\x00\x22" + NOISE, ("flac", "audio/flac")),
+        (b"#!AMR\n" + NOISE, ("amr", "audio/amr")),
+        (b"#!AMR-WB\n" + NOISE, ("amr", "audio/amr")),
+        (b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00" + NOISE, ("m4a", "audio/mp4")),
+        (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01webm" + NOISE, ("webm", "audio/webm")),
+        (b".snd\x00\x00\x00\x18" + NOISE, ("au", "audio/basic")),
+        (b"FORM\x00\x00\x10\x00AIFF" + NOISE, ("aiff", "audio/aiff")),
+        (b"\x00\x00\x00\x00" + NOISE, None),  # headerless (PCM, GSM): not recognised
+        (b"<!DOCTYPE html><html>", None),
+    ],
+)
+def test_the_audio_format_is_told_by_the_first_bytes(head: bytes, expected: tuple[str, str] | None) -> None:
+    assert audio_format(head) == expected
+
+
+@pytest.mark.parametrize(
+    ("head", "what"),
+    [
+        (b"<!DOCTYPE html>\n<html><head><title>Login</title>", "an HTML page"),
+        (b"\xef\xbb\xbf  \r\n<HTML><body>Access denied</body></html>", "an HTML page"),
+        (b'<?xml version="1.0"?><Error><Code>AccessDenied</Code></Error>', "an XML document"),
+        (b'{"code": 401, "msg": "token expired"}', "a JSON document"),
+        (b"Service temporarily unavailable\n", "text"),
+        ("<html>caf\u00e9".encode()[:-1], "an HTML page"),  # a character cut at the end of the sample
+        (b"\x00\x00\x00\x00" + NOISE, None),
+        (bytes([0x80]) * 512, None),  # 8-bit PCM silence is not UTF-8
+        (b"", None),
+    ],
+)
+def test_a_text_document_is_recognised(head: bytes, what: str | None) -> None:
+    assert text_document(head) == what
+
+
+@pytest.mark.parametrize(
+    ("url", "header", "head", "expected"),
+    [
+        # The bytes decide, whatever the server declared: a real recording is never dropped for a header.
+        ("https://r.airudder.com/rec.wav", "text/html", b"RIFF\x24\x00\x00\x00WAVE" + NOISE, ("wav", "audio/wav")),
+        ("https://r.airudder.com/dl?id=1", "audio/mpeg", b"RIFF\x24\x00\x00\x00WAVE" + NOISE, ("wav", "audio/wav")),
+        ("https://r.airudder.com/rec.oga", None, b"OggS\x00\x02" + NOISE, ("oga", "audio/ogg")),
+        # Unknown bytes: the declared type if it is an allowed audio type, else application/octet-stream.
+        ("https://r.airudder.com/rec.gsm", None, b"\x00\x01" + NOISE, ("gsm", "audio/gsm")),
+        ("https://r.airudder.com/dl?id=1", "audio/x-wav", b"\x00\x01" + NOISE, ("wav", "audio/wav")),
+        ("https://r.airudder.com/dl?id=1", "text/html", b"\x00\x01" + NOISE, ("bin", "application/octet-stream")),
+        ("https://r.airudder.com/rec.wav", "text/html", b"\x00\x01" + NOISE, ("bin", "application/octet-stream")),
+        (
+            "https://r.airudder.com/dl",
+            "application/x-msdownload",
+            b"MZ\x90\x00" + NOISE,
+            ("bin", "application/octet-stream"),
+        ),
+    ],
+)
+def test_the_archived_type_is_from_the_bytes_or_the_audio_allow_list(
+    url: str, header: str | None, head: bytes, expected: tuple[str, str]
+) -> None:
+    assert archive_type(url, header, head) == expected
+
+
+@pytest.mark.parametrize("header", ["audio/wav", "text/html", None])
+def test_a_page_served_as_a_recording_is_not_archived(header: str | None) -> None:
+    with pytest.raises(NotARecording, match="HTML page"):
+        archive_type("https://r.airudder.com/rec.wav", header, b"<!doctype html><html><body>Sign in</body></html>")
+
+
+def test_the_copy_deadline_is_a_setting() -> None:
+    assert RecordingsSettings.from_env(BASE_ENV).copy_timeout == 600
+    assert RecordingsSettings.from_env({**BASE_ENV, "RECORDING_COPY_TIMEOUT_SECONDS": "2.5"}).copy_timeout == 2.5
+    with pytest.raises(ValidationError):
+        RecordingsSettings.from_env({**BASE_ENV, "RECORDING_COPY_TIMEOUT_SECONDS": "0"})
+
+
+def test_a_long_or_non_utf8_call_id_names_its_recording_by_a_digest() -> None:
+    from datetime import UTC, datetime
+
+    from airudder_ingest.recordings import recording_key
+
+    day = datetime(2025, 4, 15, tzinfo=UTC)
+    long_key = recording_key("c" * 3_000, day, "wav")
+    assert len(long_key.encode()) < 1_024 and long_key == recording_key("c" * 3_000, day, "wav")
+    assert long_key != recording_key("c" * 2_999, day, "wav")
+    assert "sha256" in recording_key("a\ud800", day, "wav")
+    assert recording_key("call-1", day, "wav") == "recordings/2025/04/15/call-1.wav"  # ordinary ids unchanged

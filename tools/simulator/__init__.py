@@ -3,7 +3,7 @@ pusher with AIRUDDER's retry rule. `python -m tools.simulator --help` for the co
 
 from __future__ import annotations
 
-from .bodies import call_completed_body, call_record, dialer_contact_status_body
+from .bodies import RawJson, call_completed_body, call_record, dialer_contact_status_body
 from .dataset import Call, Dataset, DatasetConfig, NodeTask, Workflow
 from .faults import ENDPOINTS, Fault, FaultQueue
 from .pusher import Delivery, PushReport, WebhookPusher
@@ -22,6 +22,7 @@ __all__ = [
     "FaultQueue",
     "NodeTask",
     "PushReport",
+    "RawJson",
     "RequestRecord",
     "WebhookPusher",
     "Workflow",

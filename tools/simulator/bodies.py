@@ -14,6 +14,7 @@ call-completion body are "YYYY-MM-DD HH:MM:SS" in UTC (no zone, as in the sample
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from .dataset import Call, NodeTask, Workflow
@@ -173,3 +174,28 @@ def envelope(data: Any) -> dict[str, Any]:
 
 def error_envelope(code: int, message: str) -> dict[str, Any]:
     return {"data": None, "status": "Fail", "code": code, "message": message}
+
+
+class RawJson(str):
+    """A JSON literal sent exactly as written (`1e400`, `NaN`, `"\\ud800"`, a 400-digit number): what a
+    hostile or broken tenant may send, which Python's json.dumps cannot produce."""
+
+
+def dump_json(payload: Any) -> bytes:
+    """json.dumps, with every RawJson value written as its literal."""
+    literals: list[str] = []
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, RawJson):
+            literals.append(str(value))
+            return f"\x00raw{len(literals) - 1}\x00"
+        if isinstance(value, dict):
+            return {k: mark(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mark(v) for v in value]
+        return value
+
+    text = json.dumps(mark(payload))
+    for n, literal in enumerate(literals):
+        text = text.replace(json.dumps(f"\x00raw{n}\x00"), literal, 1)
+    return text.encode()

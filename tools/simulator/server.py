@@ -140,6 +140,7 @@ class AirudderSimulator:
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}
         self._log: list[RequestRecord] = []
+        self._tampered: dict[str, dict[str, Any]] = {}
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -191,12 +192,20 @@ class AirudderSimulator:
     def add_calls(self, n: int, workflow_id: str | None = None) -> list[Call]:
         return self.dataset.add_calls(n, workflow_id)
 
+    def tamper(self, call: Call, **fields: Any) -> None:
+        """Serve `call`'s pulled record with `fields` set (bodies.RawJson values written as literals), as a
+        broken or hostile tenant would: the hostile-record sync tests."""
+        with self._lock:
+            self._tampered.setdefault(call.call_id, {}).update(fields)
+
     def add_workflow(self, calls: int | None = None) -> Workflow:
         return self.dataset.add_workflow(calls)
 
     def call_record(self, call: Call) -> dict[str, Any]:
-        """The record the pull API gives for a call."""
-        return bodies.call_record(call, self.url)
+        """The record the pull API gives for a call (with its tampered fields)."""
+        with self._lock:
+            tampered = dict(self._tampered.get(call.call_id, {}))
+        return {**bodies.call_record(call, self.url), **tampered}
 
     def push_webhooks(
         self, target_base_url: str, calls: Iterable[Call] | None = None, **pusher_options: Any
@@ -298,7 +307,7 @@ class AirudderSimulator:
             if params.get("workflow_id") not in (None, "", node.workflow_id):
                 raise ApiError(200, 10703, "TaskID can't be verified")
             calls = [c for c in (ds.call(i) for i in node.call_ids) if c is not None and in_window(c.update_time)]
-            return self._page([bodies.call_record(c, self.url) for c in calls], params)
+            return self._page([self.call_record(c) for c in calls], params)
         if endpoint == "call_info":
             call_id = params.get("call_id")
             if not call_id:
@@ -306,7 +315,7 @@ class AirudderSimulator:
             call = ds.call(str(call_id))
             if call is None:
                 raise ApiError(200, 10609, "CallID is invalid")
-            return bodies.call_record(call, self.url)
+            return self.call_record(call)
         raise ApiError(404, 404, "not found")
 
     def _workflow(self, params: dict[str, Any]) -> Workflow:
@@ -425,7 +434,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        data = json.dumps(payload).encode()
+        data = bodies.dump_json(payload)  # tampered records' RawJson values as they are
         self.sim._record(RequestRecord(endpoint, method, status, fault))
         try:
             self.send_response(status)

@@ -263,13 +263,15 @@ class PageScheme:
     def params(self, page: int, page_size: int) -> dict[str, int]:
         return {self.page_param: page, self.size_param: page_size}
 
-    def items(self, data: Any) -> list[dict[str, Any]]:
+    def items(self, data: Any) -> list[Any]:
+        """The entries of one answer, every one of them: a pulled record that is not a JSON object is still
+        the sync's to keep (quarantined), and it counts towards the page's length."""
         if isinstance(data, list):  # a listing answered without a paging wrapper
-            return [x for x in data if isinstance(x, dict)]
+            return data
         if isinstance(data, dict):
             found = data.get(self.items_key)
             if isinstance(found, list):
-                return [x for x in found if isinstance(x, dict)]
+                return found
         return []
 
     def total(self, data: Any) -> int | None:
@@ -287,9 +289,10 @@ class PageScheme:
         page_size: int,
         max_pages: int,
     ) -> Iterator[dict[str, Any]]:
-        """Yield every record of a listing; `fetch(paging_params)` returns one answer's `data`."""
+        """Yield every object of a listing (workflows, tasks: entries that are not objects name nothing to
+        follow); `fetch(paging_params)` returns one answer's `data`."""
         for _page, items in self.pages(fetch, page_size, max_pages):
-            yield from items
+            yield from (item for item in items if isinstance(item, dict))
 
     def pages(
         self,
@@ -299,7 +302,7 @@ class PageScheme:
         *,
         start_page: int | None = None,
         already_seen: int = 0,
-    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    ) -> Iterator[tuple[int, list[Any]]]:
         """Yield (page number, records) of a listing, one page per fetch, fetched only when asked for.
 
         A listing read partly before can be resumed: `start_page` is the first page to fetch and
@@ -473,7 +476,7 @@ class AirudderClient:
         end: dt.datetime | str | int | float | None = None,
         start_page: int | None = None,
         already_seen: int = 0,
-    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    ) -> Iterator[tuple[int, list[Any]]]:
         """The call records of one outbound task page by page, as (page number, records): a caller
         that must stop part-way (the scheduled sync) can resume at a page (see PageScheme.pages)."""
         params = self._drop_none(

@@ -17,6 +17,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .events import utf8_text
+
 RAW_PREFIX = "raw"
 QUARANTINE_PREFIX = "quarantine"
 ENVELOPE_VERSION = 1
@@ -86,7 +88,8 @@ class Envelope:
             record["reason"] = self.reason
         if self.pull_only is not None:
             record["pull_only"] = dict(self.pull_only)
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        # utf8_text: a lone surrogate (in a pulled record, a header) is kept as its JSON escape.
+        return utf8_text(json.dumps(record, ensure_ascii=False, separators=(",", ":"))).encode() + b"\n"
 
 
 def body_of(record: Mapping[str, Any]) -> bytes:

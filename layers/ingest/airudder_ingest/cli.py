@@ -42,7 +42,9 @@ from .export import (
     ExportError,
     Progress,
     export_rows,
+    json_text,
     plain,
+    terminal_safe,
     write_export,
 )
 from .store import EventStore
@@ -247,15 +249,18 @@ def _stack_resource(cloudformation: Any, stack: str, logical_id: str) -> str | N
 
 
 class Output:
+    """What a command prints. Values come from AIRUDDER's bodies, so nothing in them reaches the terminal
+    as a control character: tables and lines show them escaped (`\\x1b`), JSON as \\u escapes."""
+
     def __init__(self, as_json: bool, stream: TextIO | None = None) -> None:
         self.as_json = as_json
         self.stream = stream or sys.stdout
 
     def json(self, value: Any) -> None:
-        self.stream.write(json.dumps(value, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+        self.stream.write(json_text(value, indent=2, default=_json_default) + "\n")
 
     def line(self, text: str = "") -> None:
-        self.stream.write(text + "\n")
+        self.stream.write(terminal_safe(text) + "\n")
 
     def fields(self, pairs: Iterable[tuple[str, Any]]) -> None:
         shown = [(k, _text(v)) for k, v in pairs if v not in (None, "")]
@@ -290,7 +295,7 @@ def _text(value: Any, limit: int | None = None) -> str:
     if value is None:
         return ""
     text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
-    text = text.replace("\n", " ")
+    text = terminal_safe(text.replace("\n", " "))  # escaped before measuring: the columns stay aligned
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -905,7 +910,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _fail(code: int, message: str) -> int:
     sys.stdout.flush()
-    print(f"{PROG}: {message}", file=sys.stderr)
+    print(f"{PROG}: {terminal_safe(message)}", file=sys.stderr)
     return code
 
 

@@ -45,6 +45,13 @@ class InvalidPayload(IngestError):
     status, code = 400, "invalid_payload"
 
 
+class Unprocessable(IngestError):
+    """Authenticated, but our code failed on it (a bug, a value we cannot represent): the body was kept
+    in quarantine with the reason, and the answer is the same on every retry, so AIRUDDER stops."""
+
+    status, code = 400, "unprocessable_payload"
+
+
 class StorageUnavailable(IngestError):
     """An AWS call failed: the sender should retry, and the retry will complete the event."""
 

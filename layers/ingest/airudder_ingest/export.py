@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -80,6 +81,45 @@ def cell(value: Any) -> str | None:
     return str(value)
 
 
+# Output safety. A spreadsheet evaluates a cell that starts with = + - @ (after spaces, too), a tab, a
+# carriage return or a NUL (OWASP "CSV Injection", ASVS 1.2.10): such a CSV cell gets a leading `'`, so it
+# is read as text. A plain number (`-42`, `1.5`, an E.164 phone `+6281234567890`) is only a number to a
+# spreadsheet, nothing it can run: it stays as it is.
+_FORMULA_START = re.compile(r"[\t\r\x00]|\s*[=+\-@]")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+# What a terminal acts on rather than shows: C0 controls (ESC starts every escape sequence), DEL, C1
+# controls (0x9b is a one-character CSI), and the bidirectional overrides that reorder what is shown.
+_TERMINAL_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# JSON escapes C0 itself; these it writes raw (U+2028/2029 end a line in JavaScript).
+_JSON_RAW_CONTROLS = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A CSV cell that a spreadsheet shows as text instead of evaluating."""
+    if _FORMULA_START.match(value) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def terminal_safe(text: str) -> str:
+    """Text for a terminal: every control character shown as an escape (`\\x1b`, `\\u202e`), not acted on."""
+    return _TERMINAL_CONTROLS.sub(_escape, text)
+
+
+def json_text(value: Any, **options: Any) -> str:
+    """json.dumps (UTF-8 kept) with DEL, C1 and the other controls JSON writes raw as \\u escapes: the
+    same JSON value, safe to print."""
+    return _JSON_RAW_CONTROLS.sub(
+        lambda found: f"\\u{ord(found.group()):04x}", json.dumps(value, ensure_ascii=False, **options)
+    )
+
+
+def _escape(found: re.Match[str]) -> str:
+    char = found.group()
+    return _SHORT_ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
 class Sink(Protocol):
     def write(self, row: Mapping[str, str | None]) -> None: ...
 
@@ -87,13 +127,16 @@ class Sink(Protocol):
 
 
 class CsvSink:
+    """Every field quoted, so that a `;` or tab inside a value never starts a cell in a spreadsheet that
+    splits on it; formula-like cells made text (`spreadsheet_safe`)."""
+
     def __init__(self, stream: TextIO, columns: tuple[str, ...]) -> None:
-        self._writer = csv.writer(stream)
+        self._writer = csv.writer(stream, quoting=csv.QUOTE_ALL)
         self._columns = columns
         self._writer.writerow(columns)
 
     def write(self, row: Mapping[str, str | None]) -> None:
-        self._writer.writerow(["" if row.get(c) is None else row[c] for c in self._columns])
+        self._writer.writerow([spreadsheet_safe(row.get(c) or "") for c in self._columns])
 
     def close(self) -> None:
         return None
@@ -105,7 +148,7 @@ class JsonLinesSink:
         self._columns = columns
 
     def write(self, row: Mapping[str, str | None]) -> None:
-        self._stream.write(json.dumps({c: row.get(c) for c in self._columns}, ensure_ascii=False) + "\n")
+        self._stream.write(json_text({c: row.get(c) for c in self._columns}) + "\n")
 
     def close(self) -> None:
         return None

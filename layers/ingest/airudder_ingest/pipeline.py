@@ -6,14 +6,19 @@
 Failures: a bad token is refused and stores nothing; a body we cannot use is quarantined (kept in S3,
 listed in DynamoDB) and answered 400/413; a failing AWS call answers 503 so that AIRUDDER retries, and
 every step is idempotent so that the retry completes whatever the first attempt left undone.
+
+The guarantee: once a request is authenticated, its raw bytes are kept whatever our code does with them.
+Any other failure after authentication (a bug, a value we cannot represent) quarantines the body with
+the reason and answers 400, the same on every retry; only a failing AWS call answers 5xx.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -27,9 +32,11 @@ from .apigw import WebhookRequest, error_response, parse_event, respond
 from .archive import Envelope, RawArchive, quarantine_key, raw_key
 from .auth import TokenVerifier, presented_token
 from .decryption import DecryptionFailed, PayloadDecryption
-from .errors import IngestError, InvalidPayload, PayloadTooLarge, RouteNotFound, StorageUnavailable
+from .errors import IngestError, InvalidPayload, PayloadTooLarge, RouteNotFound, StorageUnavailable, Unprocessable
 from .events import canonical_json, event_id, iso_utc, normalise_phone, parse_offset, raw_digest, to_utc
+from .limits import fact_fits
 from .models import EventFacts, IdentifierMissing, WebhookModel, model_for
+from .observability import append_event_id
 from .recording_queue import RecordingQueue
 from .settings import IngestSettings, get_settings
 from .signing import SignatureVerification
@@ -143,7 +150,19 @@ class IngestPipeline:
         if model is None:
             raise RouteNotFound(f"no webhook is configured at {request.raw_path}")
         received_at = iso_utc(datetime.fromtimestamp(request.received_ms / 1000, UTC))
+        try:
+            return self._ingest_authenticated(request, model, received_at)
+        except (IngestError, ClientError, BotoCoreError):
+            raise
+        except Exception as exc:
+            # The last resort of the guarantee: keep the bytes, say why, answer what every retry will.
+            where = failure_site(exc)
+            logger.warning("delivery could not be processed", extra={"error": type(exc).__name__, "where": where})
+            metrics.add_metric(name="Unprocessable", unit=MetricUnit.Count, value=1)
+            reason = f"the delivery could not be processed ({type(exc).__name__} in {where}); kept for replay"
+            self._quarantine(request, model.webhook_type, received_at, Unprocessable(reason))
 
+    def _ingest_authenticated(self, request: WebhookRequest, model: type[WebhookModel], received_at: str) -> Outcome:
         if len(request.body) > self.settings.max_body_bytes:
             self._quarantine(
                 request,
@@ -166,6 +185,10 @@ class IngestPipeline:
             received_at=received_at,
             source="webhook",
         )
+        # Joins the logs: every later line carries the event id; the item (and so the published event)
+        # carries the request id, the webhook lines' correlation_id.
+        append_event_id(rec.event_id)
+        rec = replace(rec, request_id=request.request_id or None)
         self.archive.put(
             rec.archive_key,
             _envelope(request, rec.webhook_type, received_at, event_id=rec.event_id, event_time=rec.event_time),
@@ -268,10 +291,26 @@ class IngestPipeline:
             rec = rec.timed_as(put.existing)
         applied = self.store.apply_state(rec)
         queued = False
-        if rec.recording_url and self.recordings is not None:
+        if rec.recording_url and self.recordings is not None and recording_fits_queue(rec):
             self.recordings.send(rec)
             queued = True
         return Outcome("stored" if put.stored else "duplicate", rec, applied, queued)
+
+
+def recording_fits_queue(rec: EventRecord) -> bool:
+    """A recording request fits a queue message (256 KB) when its link and call id are facts of a normal
+    size; a link of more is no link we could fetch, and stays in the body."""
+    return fact_fits(rec.recording_url) and fact_fits(rec.call_id) and fact_fits(rec.entity_id)
+
+
+def failure_site(exc: BaseException) -> str:
+    """Where an exception was raised (module:function:line): enough to find the bug, without the
+    exception's message (which may quote the body)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "unknown"
+    frame = frames[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.name}:{frame.lineno}"
 
 
 def _envelope(request: WebhookRequest, webhook_type: str, received_at: str, **extra: Any) -> Envelope:

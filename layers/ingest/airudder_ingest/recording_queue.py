@@ -17,6 +17,7 @@ def recording_request(rec: EventRecord) -> dict[str, Any]:
         "event_time": rec.event_time,
         "webhook_type": rec.webhook_type,
         "source": rec.source,
+        "request_id": rec.request_id,  # the delivery's correlation_id, for the consumer's log lines
     }
 
 

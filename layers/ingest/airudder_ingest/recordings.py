@@ -1,27 +1,37 @@
 """Copy call recordings from AIRUDDER into the archive bucket (the logic of the recordings function).
 
 In: a message of the recordings queue (see recording_queue.recording_request):
-    {"url", "call_id", "entity", "event_id", "event_time", "webhook_type", "source"}
+    {"url", "call_id", "entity", "event_id", "event_time", "webhook_type", "source", "request_id"}
 Out: one object  recordings/<yyyy>/<mm>/<dd>/<call id>.<ext>  (the day of the event, UTC), and the call's
 state item pointing at it (recording_status "archived", recording_s3_key, _size, _sha256, _content_type).
+A message without a call id (a call notification naming only its case) is filed under its event instead:
+recordings/<yyyy>/<mm>/<dd>/<entity kind>/<entity id>/<event id>.<ext>, the outcome on the event item.
 
 The audio is streamed: read in chunks from the HTTP response, hashed as it passes, and written to S3 as
 one PutObject when it is smaller than a part, else as a multipart upload of `part_size` parts. At most
 about two parts are held in memory, whatever the size of the recording.
 
-Only http(s) links to hosts on an allow-list are fetched (exact host, or ".suffix" for subdomains),
-without user info, and every redirect hop is checked the same way: a crafted payload cannot make the
-function fetch anything else. Names are never resolved to check them; the host as written is what counts.
+Only http(s) links to hosts on an allow-list are fetched (exact host, or ".suffix" for subdomains; the
+scheme's default port unless the entry names another, "host:port"), without user info, and every redirect
+hop is checked the same way: a crafted payload cannot make the function fetch anything else. Names are
+never resolved to check them; the host as written is what counts.
+
+Each copy has a wall-clock deadline (RECORDING_COPY_TIMEOUT_SECONDS, and the invocation's time left):
+every read waits at most the time left, and the copy's connections are shut down when it passes, so a
+server dripping bytes cannot hold the function (CopyDeadline). The object's content type is the format
+its first bytes show, else the declared type if it is an allowed audio type, else
+application/octet-stream; a text document (an HTML page...) served as the recording is not archived.
 
 Outcomes, recorded on the call as recording_status:
   archived       copied; a later message for the call is skipped without downloading
   refused        the link is not one we fetch (scheme, host, user info, redirect off the allow-list)
   link_expired   401/403/410: the signed link is no longer valid; a later sync can ask for a fresh one
   missing        404
-  failed         another 4xx, a recording over the size limit, or every attempt failed (then the
-                 message goes to the dead-letter queue; `make redrive` brings it back)
-  retrying       an attempt failed (timeout, connection error, 408/425/429/5xx, truncated transfer,
-                 storage error); SQS delivers the message again after a backoff
+  failed         another 4xx, a recording over the size limit, a text page instead of audio, or every
+                 attempt failed (then the message goes to the dead-letter queue; `make redrive` brings
+                 it back)
+  retrying       an attempt failed (timeout, out of time, connection error, 408/425/429/5xx, truncated
+                 transfer, storage error); SQS delivers the message again after a backoff
 A failure never overwrites "archived". Logs carry the call id, the link's host and sizes: never the
 link itself (signed links hold credentials), nor anything about the person called.
 """
@@ -30,13 +40,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import ipaddress
 import json
 import os
 import re
+import socket
+import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,9 +63,16 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import parse_url
 
 from . import aws
+from .limits import key_part
+from .observability import delivery_log_keys
 from .store import EventStore
 
 logger = Logger(child=True)
@@ -69,6 +90,7 @@ S3_READ_TIMEOUT_SECONDS = 120
 # A presigned link lives at most 7 days (SigV4).
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 DEFAULT_ALLOWED_HOSTS = ("airudder.com", ".airudder.com", "127.0.0.1")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 EXPIRED_STATUSES = frozenset({401, 403, 410})
@@ -89,6 +111,8 @@ AUDIO_TYPES: dict[str, str] = {
     "gsm": "audio/gsm",
     "au": "audio/basic",
     "wma": "audio/x-ms-wma",
+    "aiff": "audio/aiff",
+    "caf": "audio/x-caf",
 }
 _TYPE_EXTENSIONS: dict[str, str] = {
     **{content_type: ext for ext, content_type in AUDIO_TYPES.items() if ext not in {"oga"}},
@@ -101,7 +125,14 @@ _TYPE_EXTENSIONS: dict[str, str] = {
     "audio/x-flac": "flac",
     "audio/amr-wb": "amr",
     "audio/x-gsm": "gsm",
+    "audio/x-aiff": "aiff",
 }
+# The content types an archived recording may have (what is served, mapped to one name per format);
+# anything else is archived as application/octet-stream.
+ALLOWED_AUDIO_TYPES: dict[str, str] = {served: AUDIO_TYPES[ext] for served, ext in _TYPE_EXTENSIONS.items()}
+ARCHIVE_FALLBACK_TYPE = "application/octet-stream"
+# Bytes looked at to tell what a file is (enough for every signature below).
+SNIFF_BYTES = 512
 _GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/unknown"})
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 # Whitespace, control characters and backslashes: parsers disagree about them, so links holding any
@@ -114,19 +145,48 @@ _HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 
 def _parse_host_entry(raw: str) -> str:
-    """One allow-list entry, normalised: "host.name", ".suffix.name" or an IP address."""
+    """One allow-list entry, normalised: "host.name", ".suffix.name" or an IP address, each optionally
+    with ":port" ("[v6 address]:port"). Without a port an entry allows the scheme's default port only."""
     entry = raw.strip().lower()
-    suffix = entry.startswith(".")
-    name = (entry[1:] if suffix else entry).rstrip(".")
+    port: str | None = None
+    if entry.startswith("["):  # [v6] or [v6]:port
+        name, _, rest = entry[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"not a host name, IP address or .suffix: {raw!r}")
+            port = rest[1:]
+    elif entry.count(":") == 1:  # host:port (a bare v6 address has more colons)
+        name, _, port = entry.partition(":")
+    else:
+        name = entry
+    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"not a port: {raw!r}")
+    suffix = name.startswith(".")
+    name = (name[1:] if suffix else name).rstrip(".")
     try:
-        address = ipaddress.ip_address(name.strip("[]"))
+        address = ipaddress.ip_address(name)
     except ValueError:
         if not name or not all(_HOST_LABEL.match(label) for label in name.split(".")):
             raise ValueError(f"not a host name, IP address or .suffix: {raw!r}") from None
-        return f".{name}" if suffix else name
-    if suffix:
-        raise ValueError(f"an IP address cannot be a suffix: {raw!r}")
-    return str(address)
+        host = f".{name}" if suffix else name
+    else:
+        if suffix:
+            raise ValueError(f"an IP address cannot be a suffix: {raw!r}")
+        host = str(address)
+        if port and address.version == 6:
+            return f"[{host}]:{int(port)}"
+    return f"{host}:{int(port)}" if port else host
+
+
+def _split_entry(entry: str) -> tuple[str, int | None]:
+    """A normalised allow-list entry as (host or .suffix, port or None)."""
+    if entry.startswith("["):
+        name, _, port = entry[1:].partition("]:")
+        return name, int(port)
+    if entry.count(":") == 1:
+        name, _, port = entry.partition(":")
+        return name, int(port)
+    return entry, None
 
 
 class RecordingsSettings(BaseModel):
@@ -139,7 +199,8 @@ class RecordingsSettings(BaseModel):
     # Used to change a failed message's visibility; derived from the event's queue ARN when empty.
     queue_url: str = Field(default="", alias="RECORDINGS_QUEUE_URL")
     # Hosts links may point at, comma separated: "example.com" is that host only, ".example.com" any
-    # subdomain of it. Redirect targets must be on it too (add the storage host AIRUDDER redirects to).
+    # subdomain of it; on the scheme's default port only, unless the entry names one ("example.com:8443").
+    # Redirect targets must be on it too (add the storage host AIRUDDER redirects to).
     allowed_hosts: tuple[str, ...] = Field(default=DEFAULT_ALLOWED_HOSTS, alias="RECORDING_ALLOWED_HOSTS")
     # Recordings up to this size go to S3 in one PutObject; larger ones in parts of this size.
     part_size: int = Field(
@@ -156,6 +217,9 @@ class RecordingsSettings(BaseModel):
     # Backoff after failed attempt n: base * 2^(n-1) seconds, at most max (SQS visibility timeout).
     retry_base_seconds: int = Field(default=30, alias="RECORDING_RETRY_BASE_SECONDS", ge=0, le=43_200)
     retry_max_seconds: int = Field(default=900, alias="RECORDING_RETRY_MAX_SECONDS", ge=0, le=43_200)
+    # Wall-clock limit of one copy (connecting, headers and body): a server that drips its bytes is cut
+    # here and the copy retried later. Each read waits at most the time left (and read_timeout).
+    copy_timeout: float = Field(default=600.0, alias="RECORDING_COPY_TIMEOUT_SECONDS", gt=0)
     # A copy still running this close to the function's timeout is abandoned and retried.
     deadline_margin_seconds: float = Field(default=20.0, alias="RECORDING_DEADLINE_MARGIN_SECONDS", ge=0)
 
@@ -201,20 +265,31 @@ class Link:
     port: int
 
 
+def _host_matches(host: str, name: str) -> bool:
+    if name.startswith("."):
+        return host.endswith(name) and len(host) > len(name)
+    return host == name
+
+
 def host_allowed(host: str, allowed: Iterable[str]) -> bool:
-    """Exact match, or a subdomain of a ".suffix" entry; case-insensitive."""
+    """Exact match, or a subdomain of a ".suffix" entry, on any port of the entry; case-insensitive."""
     host = host.lower().rstrip(".")
-    for entry in allowed:
-        if entry.startswith("."):
-            if host.endswith(entry) and len(host) > len(entry):
-                return True
-        elif host == entry:
-            return True
-    return False
+    return any(_host_matches(host, _split_entry(entry)[0]) for entry in allowed)
+
+
+def port_allowed(host: str, port: int, scheme: str, allowed: Iterable[str]) -> bool:
+    """An entry of the host naming this port, or for the scheme's default port an entry without one."""
+    host = host.lower().rstrip(".")
+    default = port == DEFAULT_PORTS.get(scheme)
+    return any(
+        _host_matches(host, name) and (entry_port == port or (entry_port is None and default))
+        for name, entry_port in map(_split_entry, allowed)
+    )
 
 
 def check_link(url: Any, allowed: Iterable[str]) -> Link:
     """The link, if it is one we fetch; LinkRefused otherwise. Nothing is resolved."""
+    allowed = tuple(allowed)
     if not isinstance(url, str) or not url:
         raise LinkRefused("no link")
     if len(url) > MAX_URL_LENGTH:
@@ -245,11 +320,13 @@ def check_link(url: Any, allowed: Iterable[str]) -> Link:
         raise LinkRefused("link is ambiguous")
     if not host_allowed(host, allowed):
         raise LinkRefused(f"host {host[:100]} is not on the allow-list", host=host[:100])
-    effective_port = port or (443 if scheme == "https" else 80)
+    effective_port = port or DEFAULT_PORTS[scheme]
     # Never the Lambda runtime API, whatever the allow-list says (127.0.0.1 is on it for local runs).
     runtime_api = os.environ.get("AWS_LAMBDA_RUNTIME_API", "")
     if runtime_api and runtime_api.lower() in {f"{host}:{effective_port}", f"[{host}]:{effective_port}"}:
         raise LinkRefused("link points at the Lambda runtime API", host=host)
+    if not port_allowed(host, effective_port, scheme, allowed):
+        raise LinkRefused(f"port {effective_port} of {host[:100]} is not on the allow-list", host=host[:100])
     return Link(url=url, scheme=scheme, host=host, port=effective_port)
 
 
@@ -270,10 +347,24 @@ def recording_day(event_time: str | None, fallback: datetime | None = None) -> d
 
 def recording_key(call_id: str, day: datetime, ext: str) -> str:
     """recordings/<yyyy>/<mm>/<dd>/<call id>.<ext>; the call id is percent-encoded where it must be."""
-    safe_id = quote(call_id, safe="-_.~") or "_"
-    if safe_id.startswith("."):
-        safe_id = "%2E" + safe_id[1:]
-    return f"{RECORDINGS_PREFIX}/{day:%Y/%m/%d}/{safe_id}.{ext}"
+    return f"{RECORDINGS_PREFIX}/{day:%Y/%m/%d}/{_key_part(call_id)}.{ext}"
+
+
+def event_recording_key(kind: str, entity_id: str, event_id: str, day: datetime, ext: str) -> str:
+    """recordings/<yyyy>/<mm>/<dd>/<kind>/<entity id>/<event id>.<ext>: the recording of an event without
+    a call id (e.g. recordings/2025/04/15/case/<case id>/<event id>.wav)."""
+    folder = re.sub(r"[^a-z0-9_-]", "_", kind.lower()) or "_"
+    return f"{RECORDINGS_PREFIX}/{day:%Y/%m/%d}/{folder}/{_key_part(entity_id)}/{_key_part(event_id)}.{ext}"
+
+
+# Room for one id in an object key (S3 keys hold 1,024 bytes, and percent-encoding may triple an id):
+# a longer id, or one that is not UTF-8, is named by its digest (limits.key_part), as in the table.
+_KEY_PART_BYTES = 200
+
+
+def _key_part(value: str) -> str:
+    safe = quote(key_part(value, _KEY_PART_BYTES), safe="-_.~") or "_"
+    return "%2E" + safe[1:] if safe.startswith(".") else safe
 
 
 def media_type(header: str | None) -> str:
@@ -293,6 +384,88 @@ def extension_and_type(url: str, content_type_header: str | None) -> tuple[str, 
     if served in _GENERIC_TYPES:
         served = AUDIO_TYPES.get(ext, "application/octet-stream")
     return ext, served
+
+
+class NotARecording(Exception):
+    """The first bytes of the response show a document (an HTML page, JSON...), not audio."""
+
+
+def audio_format(head: bytes) -> tuple[str, str] | None:
+    """(extension, content type) of the audio file that starts with `head`, by its signature; None
+    when none matches (a headerless format, or not audio)."""
+    if head[:4] in {b"RIFF", b"RF64", b"BW64"} and head[8:12] == b"WAVE":
+        return "wav", "audio/wav"
+    if head[:3] == b"ID3":
+        return "mp3", "audio/mpeg"
+    if head[:4] == b"OggS":
+        return ("opus", AUDIO_TYPES["opus"]) if b"OpusHead" in head[:128] else ("ogg", "audio/ogg")
+    if head[:4] == b"fLaC":
+        return "flac", "audio/flac"
+    if head[:5] == b"#!AMR":  # "#!AMR\n" and "#!AMR-WB\n"
+        return "amr", "audio/amr"
+    if head[4:8] == b"ftyp":  # MP4 / M4A / 3GP family
+        return "m4a", "audio/mp4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: WebM / Matroska
+        return "webm", "audio/webm"
+    if head[:4] == b".snd":
+        return "au", "audio/basic"
+    if head[:4] == b"FORM" and head[8:12] in {b"AIFF", b"AIFC"}:
+        return "aiff", "audio/aiff"
+    if head[:4] == b"caff":
+        return "caf", "audio/x-caf"
+    if head[:16] == bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"):  # ASF
+        return "wma", "audio/x-ms-wma"
+    if len(head) >= 2 and head[0] == 0xFF:
+        if head[1] & 0xF6 == 0xF0:  # ADTS sync word, layer 0
+            return "aac", "audio/aac"
+        if head[1] & 0xE0 == 0xE0 and head[1] & 0x06:  # MPEG audio frame sync, layer I-III
+            return "mp3", "audio/mpeg"
+    return None
+
+
+def text_document(head: bytes) -> str | None:
+    """What `head` is if it is text (an HTML page, XML, JSON, plain text), else None. Audio is never
+    all printable text: headerless PCM or GSM has NUL and control bytes within its first bytes."""
+    if not head:
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not merely a character cut at the end of the sample
+            return None
+        text = head[: exc.start].decode("utf-8")
+    if any((ord(c) < 32 and c not in "\t\n\r\f") or ord(c) == 127 for c in text):
+        return None
+    start = text.lstrip("\ufeff \t\n\r\f").lower()
+    if start.startswith(("<!doctype html", "<html", "<head", "<body", "<!--", "<script", "<title")):
+        return "an HTML page"
+    if start.startswith("<"):
+        return "an XML document"
+    if start.startswith(("{", "[")):
+        return "a JSON document"
+    return "text"
+
+
+def archive_type(url: str, content_type_header: str | None, head: bytes) -> tuple[str, str]:
+    """(extension, content type) a recording is archived with: the audio format its first bytes show
+    (whatever the server declared); else the declared type if it is an allowed audio type; else
+    application/octet-stream. NotARecording when the bytes are a text document (an error or login page
+    served instead of the file)."""
+    declared_ext, declared = extension_and_type(url, content_type_header)
+    found = audio_format(head)
+    if found is not None:
+        ext, content_type = found
+        if AUDIO_TYPES.get(declared_ext) == content_type:
+            ext = declared_ext  # e.g. .oga for an Ogg file
+        return ext, content_type
+    document = text_document(head)
+    if document is not None:
+        served = media_type(content_type_header) or "no content type"
+        raise NotARecording(f"not a recording: the server sent {document} ({served})")
+    allowed = ALLOWED_AUDIO_TYPES.get(declared)
+    if allowed is None:
+        return "bin", ARCHIVE_FALLBACK_TYPE
+    return (declared_ext if AUDIO_TYPES.get(declared_ext) == allowed else _TYPE_EXTENSIONS[declared]), allowed
 
 
 def backoff_seconds(attempt: int, base: int, cap: int, retry_after: int | None = None) -> int:
@@ -350,17 +523,29 @@ class CopyResult:
 
 
 class RecordingRequest(BaseModel):
-    """The body of a recordings-queue message (recording_queue.recording_request)."""
+    """The body of a recordings-queue message (recording_queue.recording_request).
+
+    A recording is filed under its call when the message has a call id; otherwise (a call notification
+    naming only its case, as AIRUDDER's call webhooks may) under the event that carried it and that
+    event's entity (e.g. CASE#<case id>): one case has many calls, so the event, not the case, is what
+    the recording belongs to."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     url: str = Field(min_length=1)
-    call_id: str = Field(min_length=1, max_length=512)
-    entity: str | None = None
-    event_id: str | None = None
+    call_id: str | None = Field(default=None, min_length=1, max_length=512)
+    entity: str | None = Field(default=None, max_length=600)
+    event_id: str | None = Field(default=None, max_length=512)
     event_time: str | None = None
     webhook_type: str | None = None
     source: str | None = None
+    request_id: str | None = None
+
+    @model_validator(mode="after")
+    def _names_where_to_file(self) -> RecordingRequest:
+        if self.call_id is None and not (self.event_id and self.entity and "#" in self.entity.strip("#")):
+            raise ValueError("neither a call id nor an event and its entity")
+        return self
 
     @classmethod
     def from_body(cls, body: str | None) -> RecordingRequest:
@@ -369,6 +554,17 @@ class RecordingRequest(BaseModel):
         except (ValueError, ValidationError) as exc:
             # The error names fields only: the message may hold a signed link.
             raise InvalidRecordingMessage(f"not a recording request: {type(exc).__name__}") from None
+
+    @property
+    def subject(self) -> str:
+        """What the recording is filed under, for logs and results: the call id, else the event id."""
+        return self.call_id or str(self.event_id)
+
+    def key(self, day: datetime, ext: str) -> str:
+        if self.call_id is not None:
+            return recording_key(self.call_id, day, ext)
+        kind, _, entity_id = str(self.entity).partition("#")
+        return event_recording_key(kind, entity_id, str(self.event_id), day, ext)
 
 
 # ---------------------------------------------------------------------------------------------- S3
@@ -491,6 +687,170 @@ class S3StreamUpload:
             sender.shutdown(wait=True)
 
 
+# ---------------------------------------------------------------------------------------------- the deadline
+
+
+class CopyDeadline:
+    """The wall-clock end of one copy. Every read of the recording server waits at most the time left
+    (see _BoundedBody); and a timer shuts down, when the time is up, every connection to it the copy
+    opened or reused, so that no step (a server dripping its headers one byte at a time, a slow TLS
+    handshake) outlasts the deadline: a blocked read then ends at once."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self._expired = False
+        self._lock = threading.Lock()
+        # Duplicates of the connections' descriptors: shutting one down ends the TCP connection under
+        # every descriptor (also a TLS socket's); they are ours to close, so no descriptor is reused.
+        self._sockets: list[socket.socket] = []
+        self._timer: threading.Timer | None = None
+        self._token: Token[CopyDeadline | None] | None = None
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    @property
+    def passed(self) -> bool:
+        return self._expired or time.monotonic() >= self.at
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        try:
+            duplicate = socket.socket(fileno=os.dup(sock.fileno()))
+        except OSError:
+            return
+        with self._lock:
+            self._sockets.append(duplicate)
+            if self._expired:
+                _shut(duplicate)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def __enter__(self) -> CopyDeadline:
+        self._token = _ACTIVE_DEADLINE.set(self)
+        self._timer = threading.Timer(max(self.remaining(), 0.0), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._token is not None:
+            _ACTIVE_DEADLINE.reset(self._token)
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+_ACTIVE_DEADLINE: ContextVar[CopyDeadline | None] = ContextVar("recording_copy_deadline", default=None)
+
+
+def _watch(sock: socket.socket | None) -> None:
+    deadline = _ACTIVE_DEADLINE.get()
+    if deadline is not None:
+        deadline.watch(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    """Puts its socket under the running copy's deadline: when connected, and when a response is read
+    on it (a kept-alive connection of an earlier copy)."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watch(sock)
+        return sock
+
+    def getresponse(self) -> Any:
+        _watch(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    __doc__ = _WatchedHTTPConnection.__doc__
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watch(sock)
+        return sock
+
+    def getresponse(self) -> Any:
+        _watch(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPConnectionPool,
+            "https": _WatchedHTTPSConnectionPool,
+        }
+
+
+class _BoundedBody:
+    """The response body, read as the bytes arrive (one receive at a time, not a full MiB), each read
+    waiting at most the time left before the deadline; out of time, RetryableCopyError."""
+
+    def __init__(self, response: requests.Response, deadline: CopyDeadline, read_timeout: float) -> None:
+        self._raw = response.raw
+        self._deadline = deadline
+        self._read_timeout = read_timeout
+        connection = getattr(self._raw, "connection", None)
+        self._sock: socket.socket | None = getattr(connection, "sock", None)
+
+    def read(self, limit: int = READ_CHUNK_BYTES) -> bytes:
+        """At most `limit` bytes, as soon as some arrived; b"" at the end of the body."""
+        remaining = self._deadline.remaining()
+        if remaining <= 0:
+            raise RetryableCopyError("out of time before the copy finished")
+        if self._sock is not None and remaining < self._read_timeout:
+            with contextlib.suppress(OSError):
+                self._sock.settimeout(remaining)
+        try:
+            data = self._raw.read1(limit, decode_content=True)
+        except (Urllib3Error, http.client.HTTPException, OSError, requests.RequestException) as exc:
+            if self._deadline.passed:
+                raise RetryableCopyError("out of time before the copy finished") from None
+            if isinstance(exc, ReadTimeoutError | TimeoutError):
+                raise RetryableCopyError("timeout reading the recording") from None
+            raise RetryableCopyError(f"transfer interrupted ({_root_cause(exc)})") from None
+        if self._deadline.passed:
+            raise RetryableCopyError("out of time before the copy finished")
+        return data or b""
+
+    def head(self, size: int) -> bytes:
+        """The first `size` bytes (fewer if the body is shorter), to tell what the file is."""
+        pieces: list[bytes] = []
+        held = 0
+        while held < size:
+            piece = self.read(size - held)
+            if not piece:
+                break
+            pieces.append(piece)
+            held += len(piece)
+        return b"".join(pieces)
+
+
 # ---------------------------------------------------------------------------------------------- copying
 
 
@@ -500,7 +860,8 @@ def _retry_after(response: requests.Response) -> int | None:
 
 
 class RecordingCopier:
-    """Copies one recording into the bucket and records the outcome on the call."""
+    """Copies one recording into the bucket and records the outcome on the call (or on the event, for a
+    recording without a call id: see RecordingRequest)."""
 
     def __init__(
         self,
@@ -523,6 +884,9 @@ class RecordingCopier:
         session.headers.update(
             {"User-Agent": "airudder-ingest-recordings/1", "Accept": "*/*", "Accept-Encoding": "identity"}
         )
+        adapter = _WatchedAdapter(max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         return session
 
     def copy(
@@ -533,37 +897,50 @@ class RecordingCopier:
         fallback_day: datetime | None = None,
         attempt: int = 1,
     ) -> CopyResult:
-        """Archive the call's recording unless it already is. Permanent outcomes (refused, expired,
-        missing, failed) are recorded and returned; RetryableCopyError is raised for the others."""
+        """Archive the recording unless it already is. Permanent outcomes (refused, expired, missing,
+        failed) are recorded and returned; RetryableCopyError is raised for the others. `deadline`
+        (time.monotonic()) bounds the copy as well as RECORDING_COPY_TIMEOUT_SECONDS does."""
+        ends = time.monotonic() + self.settings.copy_timeout
+        if deadline is not None:
+            ends = min(ends, deadline)
         try:
-            return self._copy_unless_archived(request, deadline=deadline, fallback_day=fallback_day, attempt=attempt)
+            return self._copy_unless_archived(request, ends=ends, fallback_day=fallback_day, attempt=attempt)
         except (ClientError, BotoCoreError) as exc:  # DynamoDB (S3 errors are handled while streaming)
             raise RetryableCopyError(f"storage error ({_aws_error(exc)})") from None
 
+    def _state(self, request: RecordingRequest) -> dict[str, Any]:
+        if request.call_id is not None:
+            return self.store.recording_state(request.call_id)
+        state = self.store.event_recording_state(str(request.event_id))
+        if state is None:
+            raise InvalidRecordingMessage("the message names an event that is not stored")
+        return state
+
     def _copy_unless_archived(
-        self, request: RecordingRequest, *, deadline: float | None, fallback_day: datetime | None, attempt: int
+        self, request: RecordingRequest, *, ends: float, fallback_day: datetime | None, attempt: int
     ) -> CopyResult:
-        call_id = request.call_id
-        state = self.store.recording_state(call_id)
+        subject = request.subject
+        state = self._state(request)
         if state.get("recording_status") == "archived":
             metrics.add_metric(name="RecordingsSkipped", unit=MetricUnit.Count, value=1)
-            logger.info("recording already archived", extra={"call_id": call_id})
+            logger.info("recording already archived", extra=_ids(request))
             return CopyResult(
                 "skipped",
-                call_id,
+                subject,
                 s3_key=state.get("recording_s3_key"),
                 size=_int_or_none(state.get("recording_size")),
                 sha256=state.get("recording_sha256"),
                 content_type=state.get("recording_content_type"),
             )
         try:
-            return self._copy(request, deadline=deadline, fallback_day=fallback_day, attempt=attempt)
+            with CopyDeadline(ends) as deadline:
+                return self._copy(request, deadline=deadline, fallback_day=fallback_day, attempt=attempt)
         except LinkRefused as refused:
             outcome = _Permanent("refused", refused.reason, host=refused.host)
         except _Permanent as permanent:
             outcome = permanent
         self.mark_failure(
-            call_id, status=outcome.status, reason=outcome.reason, http_status=outcome.http_status, attempt=attempt
+            request, status=outcome.status, reason=outcome.reason, http_status=outcome.http_status, attempt=attempt
         )
         metrics.add_metric(
             name=_OUTCOME_METRICS.get(outcome.status, "RecordingsFailed"), unit=MetricUnit.Count, value=1
@@ -571,59 +948,78 @@ class RecordingCopier:
         logger.info(
             "recording not archived",
             extra={
-                "call_id": call_id,
+                **_ids(request),
                 "recording_status": outcome.status,
                 "reason": outcome.reason,
                 "http_status": outcome.http_status,
                 "host": outcome.host,
             },
         )
-        return CopyResult(outcome.status, call_id, http_status=outcome.http_status, reason=outcome.reason)
+        return CopyResult(outcome.status, subject, http_status=outcome.http_status, reason=outcome.reason)
 
     def mark_failure(
-        self, call_id: str, *, status: str, reason: str, http_status: int | None = None, attempt: int | None = None
+        self,
+        request: RecordingRequest | str,
+        *,
+        status: str,
+        reason: str,
+        http_status: int | None = None,
+        attempt: int | None = None,
     ) -> bool:
-        """Record why the recording is not archived, unless it is archived by now (returns False then)."""
-        return self.store.update_recording(
-            call_id,
-            unless_status="archived",
-            remove=() if http_status is not None else ("http_status",),
-            status=status,
-            error=reason[:500],
-            http_status=http_status,
-            attempts=attempt,
-        )
+        """Record why the recording is not archived, unless it is archived by now (returns False then).
+        `request`: the request, or a call id."""
+        fields: dict[str, Any] = {
+            "unless_status": "archived",
+            "remove": () if http_status is not None else ("http_status",),
+            "status": status,
+            "error": reason[:500],
+            "http_status": http_status,
+            "attempts": attempt,
+        }
+        if isinstance(request, str):
+            return self.store.update_recording(request, **fields)
+        if request.call_id is not None:
+            return self.store.update_recording(request.call_id, **fields)
+        return self.store.update_event_recording(str(request.event_id), **fields)
 
     # ------------------------------------------------------------------ the transfer
 
     def _copy(
-        self, request: RecordingRequest, *, deadline: float | None, fallback_day: datetime | None, attempt: int
+        self, request: RecordingRequest, *, deadline: CopyDeadline, fallback_day: datetime | None, attempt: int
     ) -> CopyResult:
         started = time.monotonic()
-        response, link = self._open(request.url)
+        response, link = self._open(request.url, deadline)
         with response:
-            ext, content_type = extension_and_type(link.url, response.headers.get("Content-Type"))
-            key = recording_key(request.call_id, recording_day(request.event_time, fallback_day), ext)
-            size, digest = self._stream(response, key, content_type, request, link, deadline)
-        self.store.update_recording(
-            request.call_id,
-            remove=("error", "http_status"),
-            status="archived",
-            s3_bucket=self.settings.bucket_name,
-            s3_key=key,
-            size=size,
-            sha256=digest,
-            content_type=content_type,
-            attempts=attempt,
-            archived_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        )
+            body = _BoundedBody(response, deadline, self.settings.read_timeout)
+            head = body.head(SNIFF_BYTES)
+            try:
+                ext, content_type = archive_type(link.url, response.headers.get("Content-Type"), head)
+            except NotARecording as exc:
+                raise _Permanent("failed", str(exc), http_status=response.status_code, host=link.host) from None
+            key = request.key(recording_day(request.event_time, fallback_day), ext)
+            size, digest = self._stream(response, body, head, key, content_type, request, link)
+        archived: dict[str, Any] = {
+            "remove": ("error", "http_status"),
+            "status": "archived",
+            "s3_bucket": self.settings.bucket_name,
+            "s3_key": key,
+            "size": size,
+            "sha256": digest,
+            "content_type": content_type,
+            "attempts": attempt,
+            "archived_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+        if request.call_id is not None:
+            self.store.update_recording(request.call_id, **archived)
+        else:
+            self.store.update_event_recording(str(request.event_id), **archived)
         seconds = time.monotonic() - started
         metrics.add_metric(name="RecordingsArchived", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="RecordingBytes", unit=MetricUnit.Bytes, value=size)
         logger.info(
             "recording archived",
             extra={
-                "call_id": request.call_id,
+                **_ids(request),
                 "host": link.host,
                 "s3_key": key,
                 "size": size,
@@ -631,9 +1027,9 @@ class RecordingCopier:
                 "attempt": attempt,
             },
         )
-        return CopyResult("archived", request.call_id, s3_key=key, size=size, sha256=digest, content_type=content_type)
+        return CopyResult("archived", request.subject, s3_key=key, size=size, sha256=digest, content_type=content_type)
 
-    def _open(self, url: str) -> tuple[requests.Response, Link]:
+    def _open(self, url: str, deadline: CopyDeadline) -> tuple[requests.Response, Link]:
         """GET the link, following at most max_redirects redirects, each checked like the link."""
         current = url
         for hop in range(self.settings.max_redirects + 1):
@@ -643,7 +1039,7 @@ class RecordingCopier:
                 if hop:
                     raise LinkRefused(f"redirect refused: {refused.reason}", host=refused.host) from None
                 raise
-            response = self._get(link)
+            response = self._get(link, deadline)
             status = response.status_code
             if status in REDIRECT_STATUSES:
                 location = response.headers.get("Location")
@@ -664,35 +1060,45 @@ class RecordingCopier:
             raise _Permanent("failed", f"unexpected http {status}", http_status=status, host=link.host)
         raise _Permanent("failed", f"more than {self.settings.max_redirects} redirects")
 
-    def _get(self, link: Link) -> requests.Response:
+    def _get(self, link: Link, deadline: CopyDeadline) -> requests.Response:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise RetryableCopyError("out of time before the copy finished")
         try:
             return self._session.get(
                 link.url,
                 stream=True,
                 allow_redirects=False,
-                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                timeout=(min(self.settings.connect_timeout, remaining), min(self.settings.read_timeout, remaining)),
             )
-        except requests.Timeout:
-            raise RetryableCopyError("timeout waiting for the recording server") from None
-        except requests.ConnectionError as exc:
-            raise RetryableCopyError(f"connection failed ({_root_cause(exc)})") from None
         except requests.RequestException as exc:
+            if deadline.passed:
+                raise RetryableCopyError("out of time before the copy finished") from None
+            if isinstance(exc, requests.Timeout):
+                raise RetryableCopyError("timeout waiting for the recording server") from None
+            if isinstance(exc, requests.ConnectionError):
+                raise RetryableCopyError(f"connection failed ({_root_cause(exc)})") from None
             raise RetryableCopyError(f"request failed ({type(exc).__name__})") from None
 
     def _stream(
         self,
         response: requests.Response,
+        body: _BoundedBody,
+        head: bytes,
         key: str,
         content_type: str,
         request: RecordingRequest,
         link: Link,
-        deadline: float | None,
     ) -> tuple[int, str]:
         announced = _int_or_none(response.headers.get("Content-Length"))
         encoded = response.headers.get("Content-Encoding", "identity").strip().lower() not in {"", "identity"}
         if announced is not None and announced > self.settings.max_bytes:
             raise _Permanent("failed", f"recording of {announced} bytes is over the limit", host=link.host)
-        metadata = {"call-id": quote(request.call_id, safe=""), "source-host": link.host}
+        metadata = {"source-host": link.host}
+        if request.call_id is not None:
+            metadata["call-id"] = quote(request.call_id, safe="")
+        elif request.entity:
+            metadata["entity"] = quote(request.entity, safe="")
         if request.event_id:
             metadata["event-id"] = quote(request.event_id, safe="")
         upload = S3StreamUpload(
@@ -706,14 +1112,14 @@ class RecordingCopier:
         sha = hashlib.sha256()
         size = 0
         try:
-            for chunk in _chunks(response):
+            chunk = head
+            while chunk:
                 size += len(chunk)
                 if size > self.settings.max_bytes:
                     raise _Permanent("failed", "recording is over the size limit", host=link.host)
                 sha.update(chunk)
                 upload.write(chunk)
-                if deadline is not None and time.monotonic() > deadline:
-                    raise RetryableCopyError("out of time before the copy finished")
+                chunk = body.read()
             if announced is not None and not encoded and size != announced:
                 raise RetryableCopyError(f"transfer ended after {size} of {announced} bytes")
             if size == 0:
@@ -728,18 +1134,11 @@ class RecordingCopier:
         return size, sha.hexdigest()
 
 
-def _chunks(response: requests.Response) -> Iterator[bytes]:
-    try:
-        for chunk in response.iter_content(chunk_size=READ_CHUNK_BYTES):
-            if chunk:
-                yield chunk
-    except requests.ConnectionError as exc:
-        cause = _root_cause(exc)
-        if "timeout" in cause.lower() or "timed out" in cause.lower():
-            raise RetryableCopyError("timeout reading the recording") from None
-        raise RetryableCopyError(f"transfer interrupted ({cause})") from None
-    except requests.RequestException as exc:
-        raise RetryableCopyError(f"transfer interrupted ({type(exc).__name__})") from None
+def _ids(request: RecordingRequest) -> dict[str, Any]:
+    """What a log line says about the recording: the call id, or the event id and the entity's kind."""
+    if request.call_id is not None:
+        return {"call_id": request.call_id}
+    return {"event_id": request.event_id, "entity_kind": str(request.entity).partition("#")[0]}
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -817,21 +1216,25 @@ class RecordingsConsumer:
     def handle_record(self, record: SQSRecord) -> str:
         """One message. Returns the outcome; raises to report the message as failed."""
         attempt = _int_or_none(record.attributes.approximate_receive_count) or 1
+        delivery_log_keys(None, None)  # nothing of the previous message's delivery on this one's lines
         try:
             request = RecordingRequest.from_body(record.body)
+            delivery_log_keys(request.event_id, request.request_id)
+            if self._deadline is not None and time.monotonic() > self._deadline:
+                self._delay(record, 0)
+                raise RetryableCopyError("no time left in this invocation")
+            try:
+                result = self.copier.copy(
+                    request, deadline=self._deadline, fallback_day=_sent_day(record), attempt=attempt
+                )
+            except RetryableCopyError as error:
+                self._failed_attempt(record, request, attempt, error)
+                raise
         except InvalidRecordingMessage as exc:
             metrics.add_metric(name="RecordingMessagesInvalid", unit=MetricUnit.Count, value=1)
             logger.error("invalid recordings message", extra={"message_id": record.message_id, "error": str(exc)})
             # Nothing to retry: straight on to the dead-letter queue, where it can be inspected.
             self._delay(record, 0)
-            raise
-        if self._deadline is not None and time.monotonic() > self._deadline:
-            self._delay(record, 0)
-            raise RetryableCopyError("no time left in this invocation")
-        try:
-            result = self.copier.copy(request, deadline=self._deadline, fallback_day=_sent_day(record), attempt=attempt)
-        except RetryableCopyError as error:
-            self._failed_attempt(record, request, attempt, error)
             raise
         return result.status
 
@@ -843,10 +1246,10 @@ class RecordingsConsumer:
         reason = f"{error.reason} (attempt {attempt} of {self.settings.max_attempts})"
         try:
             self.copier.mark_failure(
-                request.call_id, status=status, reason=reason, http_status=error.http_status, attempt=attempt
+                request, status=status, reason=reason, http_status=error.http_status, attempt=attempt
             )
         except (ClientError, BotoCoreError) as exc:
-            logger.warning("could not record a failed attempt", extra={"call_id": request.call_id, "error": repr(exc)})
+            logger.warning("could not record a failed attempt", extra={**_ids(request), "error": repr(exc)})
         delay = (
             0
             if last
@@ -858,7 +1261,7 @@ class RecordingsConsumer:
         logger.warning(
             "recording copy failed" + ("; giving up" if last else "; will retry"),
             extra={
-                "call_id": request.call_id,
+                **_ids(request),
                 "reason": error.reason,
                 "http_status": error.http_status,
                 "attempt": attempt,

@@ -17,6 +17,11 @@ Indexes (sparse; an item appears in an index only when it has the index's key):
   ByTask      task_key=TASK#<id>#<shard>, member            states inside one task (dialer, campaign, WABA)
 
 `gsk` is <event time>#<event id>, so every time-ordered index sorts the same way.
+
+Limits (limits.py): an id whose key would pass DynamoDB's key limits (a sort key, `member`, holds 1,024
+bytes; a partition key 2,048) or is not UTF-8 is keyed by `sha256:<digest of the id>` instead, the same
+digest for every write and lookup; a fact over 16 KB is left out of the items (named in `left_out`) and
+stays in the archived body; an event whose item would pass 400 KB keeps its body in the archive only.
 """
 
 from __future__ import annotations
@@ -31,6 +36,15 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from .events import shard_of
+from .limits import (
+    MAX_ITEM_BYTES,
+    MAX_PARTITION_KEY_BYTES,
+    MAX_SORT_KEY_BYTES,
+    fact_fits,
+    item_bytes,
+    key_part,
+    storable,
+)
 
 EVENT_SK = "EV"
 STATE_SK = "STATE"
@@ -39,13 +53,21 @@ QUARANTINE_SK = "Q"
 STATELESS_KINDS = frozenset({"DELIVERY"})
 # Event bodies larger than this stay in the S3 archive only (DynamoDB items are capped at 400 KB).
 MAX_INLINE_DATA_BYTES = 100_000
+# A quarantine's reason (and path) is a sentence; anything longer is cut (the body says the rest).
+MAX_REASON_CHARS = 2_000
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+# The facts of an event, as written on its item and on its entity's state.
+FACT_ATTRIBUTES = ("entity_id", "status", "phone", "case_id", "workflow_id", "nodetask_id", "task_id", "call_id",
+                   "recording_url")  # fmt: skip
+
+
 def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+    # storable: text as UTF-8 (lone surrogates escaped), numbers DynamoDB cannot hold as text.
+    return {k: _serializer.serialize(storable(v)) for k, v in values.items() if v is not None}
 
 
 def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,7 +75,22 @@ def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def entity_key(kind: str, entity_id: str) -> str:
-    return f"{kind}#{entity_id}"
+    """<KIND>#<entity id>: the state's pk, and `member`, a sort key (1,024 bytes) of two indexes."""
+    return f"{kind}#{key_part(entity_id, MAX_SORT_KEY_BYTES - len(kind.encode()) - 1)}"
+
+
+def index_key(prefix: str, value: str, suffix: str = "") -> str:
+    """<PREFIX>#<value><suffix>: an index's partition key (2,048 bytes), e.g. PHONE#<e164>, WF#<id>#<shard>."""
+    room = MAX_PARTITION_KEY_BYTES - len(prefix.encode()) - 1 - len(suffix.encode())
+    return f"{prefix}#{key_part(value, room)}{suffix}"
+
+
+def _left_out(values: dict[str, Any]) -> list[str]:
+    """Drop the facts too large for an item (they stay in the archived body); their names, sorted."""
+    dropped = sorted(name for name in FACT_ATTRIBUTES if not fact_fits(values.get(name)))
+    for name in dropped:
+        values[name] = None
+    return dropped
 
 
 @dataclass(frozen=True)
@@ -79,6 +116,7 @@ class EventRecord:
     task_id: str | None = None
     call_id: str | None = None
     recording_url: str | None = None
+    request_id: str | None = None  # API Gateway's request id of the delivery (logs' correlation_id)
 
     @property
     def entity(self) -> str:
@@ -153,15 +191,17 @@ class EventStore:
             "call_id": rec.call_id,
             "recording_url": rec.recording_url,
             "archive_key": rec.archive_key,
-            "phone_key": f"PHONE#{rec.phone}" if rec.phone else None,
-            "case_key": f"CASE#{rec.case_id}" if rec.case_id else None,
+            "request_id": rec.request_id,
+            "phone_key": index_key("PHONE", rec.phone) if rec.phone else None,
+            "case_key": index_key("CASE", rec.case_id) if rec.case_id else None,
             "day_key": f"DAY#{rec.day}#{shard_of(rec.event_id, self.day_shards)}",
             "day_sort": f"{rec.webhook_type}#{rec.sort_key}",
         }
-        if len(rec.data.encode()) <= MAX_INLINE_DATA_BYTES:
+        values["left_out"] = _left_out(values) or None
+        if len(rec.data.encode("utf-8", "surrogatepass")) <= MAX_INLINE_DATA_BYTES:
             values["data"] = rec.data
-        else:
-            values["data_in_archive"] = True
+        if values.get("data") is None or item_bytes(values) > MAX_ITEM_BYTES:
+            values["data"], values["data_in_archive"] = None, True
         if self.event_ttl_days:
             values["expires_at"] = int(time.time()) + self.event_ttl_days * 86_400
         try:
@@ -204,11 +244,15 @@ class EventStore:
             "task_id": rec.task_id,
             "call_id": rec.call_id,
             "recording_url": rec.recording_url,
-            "data": rec.data if len(rec.data.encode()) <= MAX_INLINE_DATA_BYTES else None,
+            "data": rec.data if len(rec.data.encode("utf-8", "surrogatepass")) <= MAX_INLINE_DATA_BYTES else None,
             "member": rec.entity,
-            "wf_key": f"WF#{rec.workflow_id}#{shard}" if rec.workflow_id else None,
-            "task_key": f"TASK#{rec.task_id}#{shard}" if rec.task_id else None,
+            "wf_key": index_key("WF", rec.workflow_id, f"#{shard}") if rec.workflow_id else None,
+            "task_key": index_key("TASK", rec.task_id, f"#{shard}") if rec.task_id else None,
         }
+        # Too large for the item: left out (the state keeps the value it had), read from the body.
+        _left_out(fields)
+        if item_bytes(fields) > MAX_ITEM_BYTES:
+            fields["data"] = None
         # Absent values are left alone: a later event that omits a known id must not erase it.
         present = {k: v for k, v in fields.items() if v is not None}
         names = {f"#{k}": k for k in present}
@@ -244,6 +288,7 @@ class EventStore:
         received_at: str,
         archive_key: str,
         size: int,
+        source: str = "webhook",
     ) -> None:
         """Record a quarantined delivery (its body is in the archive), so that it can be listed and
         replayed. A redelivery of the same body overwrites the same item."""
@@ -254,8 +299,9 @@ class EventStore:
             "item_type": "quarantine",
             "webhook_type": webhook_type,
             "route": route,
-            "path": path,
-            "reason": reason,
+            "path": path[:MAX_REASON_CHARS],
+            "reason": reason[:MAX_REASON_CHARS],
+            "source": source,
             "http_status": status,
             "received_at": received_at,
             "archive_key": archive_key,
@@ -306,10 +352,10 @@ class EventStore:
         return self._timeline("ByEntity", "entity", entity_key(kind, entity_id), **window)
 
     def phone_events(self, phone: str, **window: Any) -> Iterator[dict[str, Any]]:
-        return self._timeline("ByPhone", "phone_key", f"PHONE#{phone}", **window)
+        return self._timeline("ByPhone", "phone_key", index_key("PHONE", phone), **window)
 
     def case_events(self, case_id: str, **window: Any) -> Iterator[dict[str, Any]]:
-        return self._timeline("ByCase", "case_key", f"CASE#{case_id}", **window)
+        return self._timeline("ByCase", "case_key", index_key("CASE", case_id), **window)
 
     def day_items(self, day: str, webhook_type: str | None = None) -> Iterator[dict[str, Any]]:
         """Every event (and quarantined delivery) of a day, shard after shard; `webhook_type`
@@ -325,12 +371,12 @@ class EventStore:
     def workflow_members(self, workflow_id: str) -> Iterator[dict[str, Any]]:
         """States of the workflow itself and of every call, case and task filed under it."""
         for shard in range(self.parent_shards):
-            yield from self._query("ByWorkflow", "wf_key = :k", {":k": f"WF#{workflow_id}#{shard}"})
+            yield from self._query("ByWorkflow", "wf_key = :k", {":k": index_key("WF", workflow_id, f"#{shard}")})
 
     def task_members(self, task_id: str) -> Iterator[dict[str, Any]]:
         """States of a dialer task and of every call and agent filed under it."""
         for shard in range(self.parent_shards):
-            yield from self._query("ByTask", "task_key = :k", {":k": f"TASK#{task_id}#{shard}"})
+            yield from self._query("ByTask", "task_key = :k", {":k": index_key("TASK", task_id, f"#{shard}")})
 
     def _timeline(
         self,
@@ -402,6 +448,48 @@ class EventStore:
         """Like set_recording, and also remove recording_<name> attributes (`remove`). With
         `unless_status`, nothing is written when the recording already has that status: a failed
         attempt must never overwrite "archived". Returns False when the condition stopped the write."""
+        key = {"pk": entity_key("CALL", call_id), "sk": STATE_SK}
+        return self._update_recording(key, remove, unless_status, attributes, must_exist=False)
+
+    def event_recording_state(self, event_id: str) -> dict[str, Any] | None:
+        """The recording attributes of an event whose recording has no call id to be filed under (a
+        call notification naming only its case); None when the event is not stored."""
+        answer = self._ddb.get_item(
+            TableName=self.table_name,
+            Key=_to_item({"pk": f"EV#{event_id}", "sk": EVENT_SK}),
+            ProjectionExpression="pk, recording_status, recording_s3_key, recording_size, recording_sha256,"
+            " recording_content_type, recording_error",
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        if not item:
+            return None
+        values = _from_item(item)
+        values.pop("pk", None)
+        return values
+
+    def update_event_recording(
+        self,
+        event_id: str,
+        *,
+        remove: tuple[str, ...] = (),
+        unless_status: str | None = None,
+        **attributes: Any,
+    ) -> bool:
+        """update_recording for the recording of an event (see event_recording_state). Only an
+        existing event is updated (False otherwise): the event item is written once, by put_event."""
+        key = {"pk": f"EV#{event_id}", "sk": EVENT_SK}
+        return self._update_recording(key, remove, unless_status, attributes, must_exist=True)
+
+    def _update_recording(
+        self,
+        key: Mapping[str, str],
+        remove: tuple[str, ...],
+        unless_status: str | None,
+        attributes: Mapping[str, Any],
+        *,
+        must_exist: bool,
+    ) -> bool:
         present = {f"recording_{k}": v for k, v in attributes.items() if v is not None}
         present["recording_updated_at"] = _now_iso()
         dropped = [f"recording_{k}" for k in remove if f"recording_{k}" not in present]
@@ -412,23 +500,24 @@ class EventStore:
             update += " REMOVE " + ", ".join(f"#{k}" for k in dropped)
         request: dict[str, Any] = {
             "TableName": self.table_name,
-            "Key": _to_item({"pk": entity_key("CALL", call_id), "sk": STATE_SK}),
+            "Key": _to_item(key),
             "UpdateExpression": update,
             "ExpressionAttributeNames": names,
         }
+        conditions = []
+        if must_exist:
+            conditions.append("attribute_exists(pk)")
         if unless_status is not None:
             names["#recording_status"] = "recording_status"
             values[":unless_status"] = unless_status
-            request["ConditionExpression"] = (
-                "attribute_not_exists(#recording_status) OR #recording_status <> :unless_status"
-            )
+            conditions.append("(attribute_not_exists(#recording_status) OR #recording_status <> :unless_status)")
+        if conditions:
+            request["ConditionExpression"] = " AND ".join(conditions)
         request["ExpressionAttributeValues"] = _to_item(values)
         try:
             self._ddb.update_item(**request)
         except ClientError as exc:
-            if unless_status is not None and exc.response.get("Error", {}).get("Code") == (
-                "ConditionalCheckFailedException"
-            ):
+            if conditions and exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
             raise
         return True

@@ -8,7 +8,9 @@ One event per call, whoever saw it first: a pulled record is turned into the bod
 webhook would have sent (`webhook_body`, an ASSUMPTION about AIRUDDER, see below), so its event id
 (sha256 of the webhook type and the canonical body) is the webhook's. A record seen by both is stored
 once and the entity state stays at the newest event. A record that cannot be read as a call is still
-stored (type of the call route, source "sync", filed under its own event id): nothing is lost.
+stored (type of the call route, source "sync", filed under its own event id): nothing is lost. A record
+our code fails on anyway (a bug) is quarantined like a webhook body, with the reason, and counted; the run
+moves on, so one record never holds a page (and the cursor) back. Only a failing AWS call stops the run.
 
 Incremental: the job's item in DynamoDB (store.py, pk SYNC#<job>) holds a watermark, the time up to
 which everything has been fetched. A run asks for [watermark - overlap, now) in windows of at most
@@ -32,6 +34,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import aws
@@ -42,11 +45,12 @@ from .airudder_client import (
     AirudderCredentials,
     CredentialsProvider,
 )
-from .archive import Envelope, RawArchive
+from .archive import Envelope, RawArchive, quarantine_key
 from .auth import TokenVerifier, fetch_secret
-from .events import iso_utc, raw_digest, to_utc
+from .errors import Unprocessable
+from .events import iso_utc, raw_digest, to_utc, utf8_text
 from .models import EventFacts, IdentifierMissing, WebhookModel, model_for
-from .pipeline import IngestPipeline
+from .pipeline import IngestPipeline, failure_site, recording_fits_queue
 from .recording_queue import RecordingQueue
 from .secret_values import Fetch
 from .settings import IngestSettings, get_settings
@@ -304,6 +308,7 @@ class SyncReport:
     new: int = 0  # stored by this run (webhooks had missed them)
     known: int = 0  # already stored (by a webhook or an earlier run)
     unmatched: int = 0  # not readable as a call: stored whole under their own event id
+    quarantined: int = 0  # our code failed on them: kept in quarantine with the reason, run went on
     recordings_queued: int = 0
     api_errors: int = 0  # AIRUDDER calls that failed for good (after the client's retries)
     api_calls: int = 0  # HTTP requests to AIRUDDER, retries and token calls included
@@ -328,6 +333,7 @@ class _Stored:
     new: bool  # False: the event was stored already
     matched: bool
     queued: bool
+    quarantined: bool = False
 
 
 @dataclass
@@ -430,6 +436,7 @@ class WorkflowSync:
             "SyncRecordsNew": report.new,
             "SyncRecordsKnown": report.known,
             "SyncRecordsUnmatched": report.unmatched,
+            "SyncRecordsQuarantined": report.quarantined,
             "SyncRecordingsQueued": report.recordings_queued,
             "SyncApiErrors": report.api_errors,
             "SyncApiCalls": report.api_calls,
@@ -565,7 +572,7 @@ class WorkflowSync:
             seen += len(records)
             cursor.page, cursor.seen, cursor.last_page_len = page + 1, seen, len(records)
 
-    def _store_page(self, run: _Run, records: list[dict[str, Any]], received_at: str, query: Mapping[str, str]) -> None:
+    def _store_page(self, run: _Run, records: list[Any], received_at: str, query: Mapping[str, str]) -> None:
         """Every record of a page through the store steps, `store_concurrency` at a time (records are
         independent: each write is conditional and idempotent). Raises the first failure, if any."""
         if self.settings.store_concurrency > 1 and len(records) > 1:
@@ -577,12 +584,77 @@ class WorkflowSync:
         report = run.report
         for result in results:
             report.fetched += 1
+            if result.quarantined:
+                report.quarantined += 1
+                continue
             report.unmatched += not result.matched
             report.new += result.new
             report.known += not result.new
             report.recordings_queued += result.queued
 
-    def _store(self, owner: str, record: Mapping[str, Any], received_at: str, query: Mapping[str, str]) -> _Stored:
+    def _store(self, owner: str, record: Any, received_at: str, query: Mapping[str, str]) -> _Stored:
+        """One pulled record, stored; or, when it is not a JSON object or our code fails on it, quarantined
+        (a failing AWS call raises: the run stops and the next one redoes the page)."""
+        if not isinstance(record, Mapping):
+            reason = f"the pulled record is not a JSON object (a {type(record).__name__}); kept for replay"
+            self._quarantine(owner, record, received_at, query, reason)
+            return _Stored(new=False, matched=False, queued=False, quarantined=True)
+        try:
+            return self._store_record(owner, record, received_at, query)
+        except (ClientError, BotoCoreError):
+            raise
+        except Exception as exc:
+            where = failure_site(exc)
+            logger.warning("pulled record could not be stored; quarantined", extra={"error": type(exc).__name__,
+                                                                                    "where": where})  # fmt: skip
+            reason = f"the pulled record could not be stored ({type(exc).__name__} in {where}); kept for replay"
+            self._quarantine(owner, record, received_at, query, reason)
+            return _Stored(new=False, matched=False, queued=False, quarantined=True)
+
+    def _quarantine(
+        self, owner: str, record: Any, received_at: str, query: Mapping[str, str], reason: str
+    ) -> None:
+        """Keep a pulled record as it came (JSON text) in the quarantine, as the webhook path keeps a body."""
+        try:
+            text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=repr)
+        except (ValueError, TypeError, RecursionError):
+            text = repr(record)
+        raw = utf8_text(text).encode()
+        digest = raw_digest(raw)[:32]
+        webhook_type = self.mapping.webhook_type
+        key = quarantine_key(webhook_type, received_at[:10], digest)
+        path = self.client.settings.task_detail_path
+        self.archive.put(
+            key,
+            Envelope(
+                webhook_type=webhook_type,
+                route=self.mapping.route,
+                path=path,
+                received_at=received_at,
+                body=raw,
+                raw_sha256=raw_digest(raw),
+                query=query,
+                source=SOURCE,
+                request_id=owner,
+                reason=reason,
+            ),
+        )
+        self.store.put_quarantine(
+            digest=digest,
+            webhook_type=webhook_type,
+            route=self.mapping.route,
+            path=path,
+            reason=reason,
+            status=Unprocessable.status,
+            received_at=received_at,
+            archive_key=key,
+            size=len(raw),
+            source=SOURCE,
+        )
+
+    def _store_record(
+        self, owner: str, record: Mapping[str, Any], received_at: str, query: Mapping[str, str]
+    ) -> _Stored:
         """One pulled record through the webhook path's store steps."""
         converted = self.mapping.convert(record)
         rec = self.pipeline.build_record(
@@ -601,7 +673,8 @@ class WorkflowSync:
         else:
             # The envelope's body is what the event id hashes (the webhook body the record stands for), so
             # a replay of the archive finds this very event; the pull-only keys are kept beside it.
-            raw = json.dumps(converted.body, ensure_ascii=False, separators=(",", ":")).encode()
+            # utf8_text: a lone surrogate stays its JSON escape, which reads back as the same value.
+            raw = utf8_text(json.dumps(converted.body, ensure_ascii=False, separators=(",", ":"))).encode()
             extra = {k: v for k, v in record.items() if k not in converted.body}
             envelope = Envelope(
                 webhook_type=rec.webhook_type,
@@ -630,7 +703,7 @@ class WorkflowSync:
     def _queue_recording(self, rec: EventRecord, *, known: bool) -> bool:
         """New event: queue its link unless the call's recording is archived. Known event: its first
         writer queued it already; queue again only after a failed copy (the sync's link may be fresher)."""
-        if self.recordings is None or not rec.recording_url:
+        if self.recordings is None or not rec.recording_url or not recording_fits_queue(rec):
             return False
         call_id = rec.call_id or (rec.entity_id if rec.entity_kind == "CALL" else None)
         if call_id is None:
@@ -668,6 +741,7 @@ class WorkflowSync:
             "last_run_at": iso_utc(_utc_now()),
             "last_run_fetched": report.fetched,
             "last_run_new": report.new,
+            "last_run_quarantined": report.quarantined,
         }
         if not self._save(run, release=True, **summary):
             report.status = "lease_lost"
