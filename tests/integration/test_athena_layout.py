@@ -28,11 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"RawDeliveriesTable": "raw", "QuarantinedDeliveriesTable": "quarantine"}
 # Java date format letters of Athena's projection.dt.format -> strftime.
 JAVA_DATE = {"yyyy": "%Y", "MM": "%m", "dd": "%d"}
-# Route -> a body its model refuses (quarantined, 400).
+# Route -> a body that is quarantined (400): not JSON, or JSON but not an object.
 REJECTED = {
     "/webhooks/workflow/call": b'{"call_id": ',
     "/webhooks/collection/call": b"not json at all",
-    "/webhooks/workflow/status-changed": b'{"status": "running"}',
+    "/webhooks/workflow/status-changed": b'[{"status": "running"}]',
 }
 
 

@@ -41,6 +41,7 @@ DIALER_PHONE = "+6281234567890"
 RECORDED_CALL = "cli-recorded-call-0001"
 RECORDING_BYTES = 300_000
 OVERSIZED_CALL = "cli-oversized-call-0001"
+UNREADABLE_SESSION = "cli-conversation-without-message-id"
 
 
 @dataclass
@@ -89,6 +90,12 @@ def ingested(lab: RecordingsLab, client: Client) -> Ingested:
     answer = client.post("/webhooks/workflow/call", ringing)
     assert answer.status_code == 200
     found.event_ids["ringing"] = answer.headers["x-event-id"]
+    # Stored though its model cannot read its message id: filed under its conversation, listed by `unreadable`.
+    no_message_id = sample("chatbot/message-status/read.json") | {"call_id": UNREADABLE_SESSION}
+    no_message_id.pop("msg_id")
+    answer = client.post("/webhooks/chatbot/message-status", no_message_id)
+    assert answer.status_code == 200
+    found.event_ids["unreadable"] = answer.headers["x-event-id"]
     # Quarantined: a body that is not JSON (400), and a valid call too large for MaxBodyBytes (413).
     answer = client.post("/webhooks/workflow/call", None, raw=b'{"workflow_id": "w", "call_id":')
     assert answer.status_code == 400
@@ -232,6 +239,27 @@ def test_task_shows_the_dialer_task_with_its_calls_and_agents(stack: LocalStack,
 
     table = on(stack, "task", DIALER_TASK)
     assert "agent.demo01" in table.out and "HANGUP 2" in table.out
+
+
+def test_unreadable_lists_the_events_their_model_could_not_fully_read(stack: LocalStack, ingested: Ingested) -> None:
+    event_id = ingested.event_ids["unreadable"]
+    run = on(stack, "unreadable", "--day", "2025-04-16", "--type", "chatbot.message_status", "--json")
+
+    assert run.code == 0, run.err
+    found = run.json()
+    assert found["days"] == ["2025-04-16"] and found["type"] == "chatbot.message_status"
+    (event,) = found["events"]
+    assert (event["event_id"], event["unreadable"]) == (event_id, ["message_id"])
+    assert (event["entity_kind"], event["entity_id"]) == ("SESSION", UNREADABLE_SESSION)
+    assert event["data"]["call_id"] == UNREADABLE_SESSION and "msg_id" not in event["data"]  # the body as stored
+    # Every sample is read in full: over both sample days, this is the only one listed.
+    both_days = on(stack, "unreadable", "--from", "2025-04-15", "--to", "2025-04-16", "--json").json()
+    assert [e["event_id"] for e in both_days["events"]] == [event_id]
+    assert on(stack, "unreadable", "--day", "2025-04-16", "--type", "workflow.call", "--json").json()["events"] == []
+
+    table = on(stack, "unreadable", "--day", "2025-04-16")
+    assert table.code == 0 and event_id in table.out and "message_id" in table.out
+    assert "events, oldest first (1)" in table.out
 
 
 # ---------------------------------------------------------------------------------------------- recordings
@@ -493,7 +521,9 @@ def test_no_credentials_is_one_line(stack: LocalStack, ingested: Ingested) -> No
     ]
 
 
-@pytest.mark.parametrize("name", ["", "call", "phone", "case", "workflow", "task", "recording", "export", "replay"])
+@pytest.mark.parametrize(
+    "name", ["", "call", "phone", "case", "workflow", "task", "recording", "export", "replay", "unreadable"]
+)
 def test_every_command_has_help(name: str) -> None:
     done = subprocess.run(
         [*command(), *([name] if name else []), "--help"], capture_output=True, text=True, timeout=60, check=False

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from airudder_ingest.models import (
     ROUTES,
@@ -15,6 +15,7 @@ from airudder_ingest.models import (
     IdentifierMissing,
     all_models,
     model_for,
+    read_facts,
 )
 from airudder_ingest.models.workflow import (
     WorkflowCallCompleted,
@@ -76,17 +77,20 @@ def test_dialer_unknown_format_falls_back_to_task() -> None:
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "entity", "unreadable"),
     [
-        {"workflow_id": "wf1"},  # no pds
-        {"pds": "ContactStatus"},  # pds not an object
-        {"pds": {"type": "", "body": {}}},  # empty type
-        {"pds": {"type": "ContactStatus", "body": []}},  # body not an object
+        ({"workflow_id": "wf1"}, ("WORKFLOW", "wf1"), ("type", "call_id")),  # no pds
+        ({"pds": "ContactStatus"}, ("DELIVERY", None), ("pds", "type", "call_id")),  # pds not an object
+        ({"pds": {"type": "", "body": {"taskId": "t1"}}}, ("DTASK", "t1"), ("type", "call_id")),  # empty type
+        ({"pds": {"type": "ContactStatus", "body": []}}, ("DELIVERY", None), ("body", "call_id")),  # body not an object
     ],
 )
-def test_dialer_shape_errors_are_validation_errors(body: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError):
-        WorkflowDialerPush.model_validate(body)
+def test_dialer_shape_errors_are_read_as_far_as_they_go(
+    body: dict[str, Any], entity: tuple[str, str | None], unreadable: tuple[str, ...]
+) -> None:
+    facts = read_facts(WorkflowDialerPush, body)
+    assert (facts.entity_kind, facts.entity_id) == entity
+    assert facts.unreadable == unreadable
 
 
 def test_dialer_without_any_identifier() -> None:
@@ -121,11 +125,21 @@ def test_custom_api_push_reads_the_callee_object() -> None:
     assert (plain.entity_kind, plain.phone) == ("WORKFLOW", "+62811")
 
 
-def test_custom_api_push_requires_workflow_and_callee() -> None:
-    with pytest.raises(ValidationError) as caught:
-        WorkflowCustomApiPush.model_validate({"node_id": "n1"})
-    fields = {err["loc"][0] for err in caught.value.errors()}
-    assert fields == {"workflow_id", "callee"}
+def test_custom_api_push_without_workflow_or_callee_is_filed_under_itself() -> None:
+    # Both are documented as required; a push without them is still kept, with what it does name.
+    facts = read_facts(WorkflowCustomApiPush, {"node_id": "n1"})
+    assert (facts.entity_kind, facts.entity_id, facts.nodetask_id, facts.unreadable) == (
+        "DELIVERY",
+        None,
+        "n1",
+        ("case_id",),
+    )
+    by_workflow = read_facts(WorkflowCustomApiPush, {"workflow_id": "w1", "callee": ["+62811"]})
+    assert (by_workflow.entity_kind, by_workflow.entity_id, by_workflow.unreadable) == (
+        "WORKFLOW",
+        "w1",
+        ("callee", "case_id"),
+    )
 
 
 def test_list_completion_and_status_change() -> None:
@@ -135,8 +149,15 @@ def test_list_completion_and_status_change() -> None:
     assert (listed.entity_kind, listed.entity_id, listed.status) == ("CASE", "k1", "list_completed")
     status = WorkflowStatusChanged.model_validate({"workflow_id": "w1", "status": "finished", "actions": []}).facts()
     assert (status.entity_kind, status.entity_id, status.status) == ("WORKFLOW", "w1", "finished")
-    with pytest.raises(ValidationError):
-        WorkflowStatusChanged.model_validate({"workflow_id": "w1"})
+    no_status = read_facts(WorkflowStatusChanged, {"workflow_id": "w1"})
+    assert (no_status.entity_kind, no_status.entity_id, no_status.status, no_status.unreadable) == (
+        "WORKFLOW",
+        "w1",
+        None,
+        (),
+    )
+    no_case = read_facts(WorkflowListCompleted, {"workflow_id": "w1", "callee_number": "+62811"})
+    assert (no_case.entity_kind, no_case.phone, no_case.unreadable) == ("WORKFLOW", "+62811", ("case_id",))
 
 
 def test_waba_and_chatbot() -> None:
@@ -165,3 +186,159 @@ def test_every_model_has_a_distinct_type_name() -> None:
     names = [model.webhook_type for model in all_models()]
     assert len(names) == len(set(names))
     assert len(ROUTES) >= 9
+
+
+# --- reading any JSON object -------------------------------------------------------------------------
+
+HOSTILE = [
+    "abc",
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    10**400,
+    -1e17,
+    1.5,
+    True,
+    False,
+    {"a": 1},
+    [1, 2],
+    "",
+    None,
+    "9" * 5000,
+]
+
+
+def _cannot_be_text(value: Any) -> bool:
+    return isinstance(value, bool | dict | list) or (isinstance(value, float) and not math.isfinite(value))
+
+
+def _cannot_be_whole(value: Any) -> bool:
+    if _cannot_be_text(value) or (isinstance(value, float) and not value.is_integer()):
+        return True
+    return isinstance(value, str) and (value == "abc" or len(value) > 4300)
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=repr)
+@pytest.mark.parametrize(
+    ("key", "name", "unreadable_if"),
+    [
+        ("callid", "call_id", _cannot_be_text),
+        ("taskId", "task_id", _cannot_be_text),
+        ("State", "state", _cannot_be_text),
+        # The agent is what an AgentStatus push is about: absent, it is named too.
+        ("agentName", "agent", lambda v: _cannot_be_text(v) or v in ("", None)),
+        ("recLink", "rec_link", _cannot_be_text),
+        # An object without a number in it is no number, rather than an unreadable one.
+        ("phoneNumber", "phone", lambda v: _cannot_be_text(v) and not isinstance(v, dict)),
+        ("hangupReason", "hangup_reason", _cannot_be_whole),
+    ],
+)
+def test_a_value_a_field_cannot_take_is_named_and_the_rest_is_read(
+    key: str, name: str, unreadable_if: Any, value: Any
+) -> None:
+    fields = {"callid": "c1", "taskId": "t1", "agentName": "a1", "mainNumber": "+62811", key: value}
+    body = dialer("AgentStatus", **fields)
+    before = repr(body)
+    facts = read_facts(WorkflowDialerPush, body)
+    assert (name in facts.unreadable) == unreadable_if(value), facts.unreadable
+    assert facts.workflow_id == "wf1" and facts.entity_kind in ("AGENT", "CALL", "DTASK")
+    assert repr(body) == before  # the body itself is never changed (repr: nan != nan)
+
+
+@pytest.mark.parametrize("model", all_models(), ids=lambda m: m.webhook_type)
+@pytest.mark.parametrize("value", HOSTILE, ids=repr)
+def test_every_model_reads_any_value_under_any_key_it_knows(model: Any, value: Any) -> None:
+    keys = {k for info in model.model_fields.values() for k in _spellings(info)}
+    facts = read_facts(model, {key: value for key in keys})
+    assert facts.entity_kind  # filed somewhere, never an exception
+
+
+def _spellings(info: Any) -> list[str]:
+    spelled = info.validation_alias
+    return list(getattr(spelled, "choices", [])) if spelled is not None else []
+
+
+def test_unreadable_values_are_named_by_their_field() -> None:
+    body = dialer("ContactStatus", callid="c1", taskId=["t1"], hangupReason="eight", phoneNumber={"x": 1})
+    facts = read_facts(WorkflowDialerPush, body)
+    assert (facts.entity_kind, facts.entity_id) == ("CALL", "c1")
+    assert set(facts.unreadable) == {"task_id", "hangup_reason"}  # an object without a number is no number
+    assert facts.phone is None and facts.task_id is None
+
+
+def test_a_missing_primary_id_falls_back_and_is_named() -> None:
+    facts = read_facts(WorkflowCallCompleted, {"case_id": "k1", "callee": "+62811", "workflow_id": "w1"})
+    assert (facts.entity_kind, facts.entity_id, facts.unreadable) == ("CASE", "k1", ("call_id",))
+    nothing = read_facts(WorkflowCallCompleted, {"callee": "+62811", "workflow_id": "w1", "task_id": "t1"})
+    assert (nothing.entity_kind, nothing.entity_id, nothing.unreadable) == ("DELIVERY", None, ("call_id",))
+    # The other identifiers stay, so that phone, case and workflow lookups still find the event.
+    assert (nothing.phone, nothing.workflow_id, nothing.task_id) == ("+62811", "w1", "t1")
+
+
+def test_read_facts_agrees_with_the_model_on_a_readable_body() -> None:
+    body = dialer("ContactStatus", callid="c1", taskId="t1", state="RINGING", timestamp="1668998317236")
+    assert read_facts(WorkflowDialerPush, body) == WorkflowDialerPush.model_validate(body).facts()
+
+
+# --- third-party bodies ([3P], examples/workflow/*.3p.json) ----------------------------------------------
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def test_agent_status_3p_push_reads_agent_call_phone_and_results() -> None:
+    body = json.loads((EVENTS / "workflow" / "dialer" / "agent-status.3p.json").read_text())
+    facts = read_facts(WorkflowDialerPush, body)
+    assert (facts.entity_kind, facts.entity_id, facts.agent) == ("AGENT", "Julodemo1001", "Julodemo1001")
+    assert (facts.status, facts.call_id, facts.task_id) == (
+        "HANGUP",
+        "ec72fb62040142b4a84c2c4abf5da542",
+        "0eb6512129694be4a31440321ee7ee9f",
+    )
+    assert facts.phone == "+6281288893327" and facts.event_time == "1695091377922"
+    assert facts.results == {"talkResult": "WA", "Level1": "WA", "Level2": "WAText"}
+    assert facts.unreadable == ()
+    # `phoneNumber` may be "" while `mainNumber` holds the number.
+    body["pds"]["body"].update(phoneNumber="", mainNumber="+6281200000001")
+    assert read_facts(WorkflowDialerPush, body).phone == "+6281200000001"
+
+
+def test_pds_call_record_3p_reads_call_time_phone_recording_and_results() -> None:
+    record = json.loads((EVENTS / "workflow" / "call" / "pds-call-record.3p.json").read_text())
+    facts = read_facts(WorkflowCallCompleted, record)
+    assert (facts.entity_kind, facts.entity_id) == ("CALL", "194bcf580650401bb8637ebff48b65f9")
+    assert (facts.event_time, facts.status, facts.phone) == ("2023-11-09T10:44:19Z", "NoAnswered", "+628989785585")
+    assert (facts.task_id, facts.recording_url, facts.agent, facts.results) == (
+        "57bf2049f77e4285b1db2e1fc9391267",
+        None,
+        None,
+        {},
+    )
+    link = "https://pcc.airudder.com/download/20250110/65fc9b02daa44bef90c0fa5733614b8d/f986c1222c204c11abddd2c3feb84ba9.wav"
+    record.update(reclink=link, phoneNumber="", agentName="agent7")
+    record["customizeResults"][0]["value"] = "RPC-PTP"
+    facts = read_facts(WorkflowCallCompleted, record)
+    assert (facts.recording_url, facts.phone, facts.agent) == (link, "+628989785585", "agent7")
+    assert facts.results == {"Level1": "RPC-PTP"}
+
+
+def test_a_recording_link_under_either_spelling() -> None:
+    for key in ("recLink", "reclink"):
+        facts = read_facts(WorkflowDialerPush, dialer("ContactStatus", callid="c1", **{key: "https://r.example/a.wav"}))
+        assert facts.recording_url == "https://r.example/a.wav"
+
+
+def test_custom_results_in_either_shape() -> None:
+    as_object = {"Level1": "WA", "Level2": "", "PTP Amount": 5000}
+    as_list = [{"title": "Level1", "groupName": "", "value": "WA"}, {"title": "PTP Amount", "value": 5000}, "odd"]
+    for shape in (as_object, as_list):
+        facts = read_facts(WorkflowDialerPush, dialer("AgentStatus", agentName="a1", customizeResults=shape))
+        assert facts.results == {"Level1": "WA", "PTP Amount": "5000"}
+
+
+def test_null_for_a_nested_object_reads_as_absent() -> None:
+    envelope_only = read_facts(WorkflowDialerPush, {"workflow_id": "w1", "pds": None})
+    assert (envelope_only.entity_kind, envelope_only.unreadable) == ("WORKFLOW", ("type", "call_id"))
+    no_body = read_facts(WorkflowDialerPush, {"workflow_id": "w1", "pds": {"type": "TaskStatus", "body": None}})
+    assert (no_body.entity_kind, no_body.unreadable) == ("WORKFLOW", ("task_id",))
+    no_callee = read_facts(WorkflowCustomApiPush, {"workflow_id": "w1", "callee": None})
+    assert (no_callee.entity_kind, no_callee.unreadable) == ("WORKFLOW", ("case_id",))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airudder_ingest.models import ROUTES, ByPathParam, IdentifierMissing, WebhookModel, model_for
+from airudder_ingest.models import ROUTES, ByPathParam, IdentifierMissing, WebhookModel, model_for, read_facts
 from airudder_ingest.models.calls import CallFields, InfoCheckCallFields
 from airudder_ingest.models.campaigns import (
     CollectionCallCompleted,
@@ -188,6 +188,9 @@ def test_a_call_without_call_id_files_under_its_case_and_without_either_is_refus
     assert (facts.entity_kind, facts.entity_id) == ("CASE", "k9")
     with pytest.raises(IdentifierMissing):
         TelemarketingCallCompleted.model_validate({"TaskID": "t1", "Callee": "+62811"}).facts()
+    # What the ingest path stores: the call under itself, its call id named as unreadable.
+    kept = read_facts(TelemarketingCallCompleted, {"TaskID": "t1", "Callee": "+62811"})
+    assert (kept.entity_kind, kept.task_id, kept.phone, kept.unreadable) == ("DELIVERY", "t1", "+62811", ("call_id",))
 
 
 def test_plan_and_task_need_their_id() -> None:

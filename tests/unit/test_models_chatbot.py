@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airudder_ingest.models import IdentifierMissing, WebhookModel, model_for
+from airudder_ingest.models import IdentifierMissing, WebhookModel, model_for, read_facts
 from airudder_ingest.models.chatbot import (
     ChatbotAgentTransfer,
     ChatbotAgentTransferStar,
@@ -174,6 +174,16 @@ def test_session_end_time_is_used_when_there_is_no_timestamp() -> None:
         ChatbotInbound,
     ],
 )
-def test_a_callback_naming_nothing_is_refused(model: Any) -> None:
+def test_a_callback_naming_nothing_is_filed_under_itself(model: Any) -> None:
+    body = {"callee": "+62811", "status": "read", "timestamp": 1}
     with pytest.raises(IdentifierMissing):
-        model.model_validate({"callee": "+62811", "status": "read", "timestamp": 1}).facts()
+        model.model_validate(body).facts()
+    facts = read_facts(model, body)
+    assert (facts.entity_kind, facts.entity_id, facts.phone) == ("DELIVERY", None, "+62811")
+    assert len(facts.unreadable) == 1 and facts.unreadable[0] in ("message_id", "replied_message_id", "session_id")
+
+
+@pytest.mark.parametrize("model", [ChatbotTemplateResult, ChatbotMessageStatus, ChatbotMessageStatusStar])
+def test_a_message_callback_without_a_message_id_is_filed_under_its_conversation(model: Any) -> None:
+    facts = read_facts(model, {"conversation_id": "s1", "timestamp": 1744770000, "status": "read"})
+    assert (facts.entity_kind, facts.entity_id, facts.unreadable) == ("SESSION", "s1", ("message_id",))

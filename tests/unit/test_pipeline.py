@@ -188,12 +188,67 @@ def test_malformed_json_is_quarantined_with_400(aws: dict[str, Any]) -> None:
     assert item["pk"]["S"] == f"Q#{body['quarantine_id']}"
 
 
-def test_a_model_failure_is_quarantined_and_names_the_field(aws: dict[str, Any]) -> None:
+def test_a_body_missing_what_the_model_expects_is_stored_and_names_the_fact(aws: dict[str, Any]) -> None:
+    # A contact push without `pds.body` (so without its call id) was quarantined when the model required it.
     answer = make_pipeline(aws).handle(api_event({"workflow_id": "wf1", "pds": {"type": "ContactStatus"}}))
-    body = json.loads(answer["body"])
-    assert answer["statusCode"] == 400
-    assert {"field": "pds.body", "problem": "Field required"} in body["detail"]
-    assert len(objects(aws)) == 1 and len(items(aws)) == 1
+    assert (answer["statusCode"], answer["body"]) == (200, "{}")
+    event = EventStore(TABLE, aws["dynamodb"]).get_event(answer["headers"]["x-event-id"])
+    assert event is not None and event["unreadable"] == ["call_id"]
+    # Filed under the next identifier it carries: its workflow.
+    assert (event["entity_kind"], event["entity_id"], event["workflow_id"]) == ("WORKFLOW", "wf1", "wf1")
+    assert len(objects(aws)) == 1 and not any(i["pk"]["S"].startswith("Q#") for i in items(aws))
+
+
+@pytest.mark.parametrize("body", ["[1, 2]", '"text"', "42", "null", "true"])
+def test_json_that_is_not_an_object_is_quarantined_with_400(aws: dict[str, Any], body: str) -> None:
+    answer = make_pipeline(aws).handle(api_event(body))
+    reply = json.loads(answer["body"])
+    assert answer["statusCode"] == 400 and "not an object" in reply["message"]
+    (item,) = items(aws)
+    assert item["pk"]["S"] == f"Q#{reply['quarantine_id']}"
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "hangup"),
+    [("1e400", '"abc"'), ("NaN", "Infinity"), ('"soon"', "1e400"), ("-1e17", "true"), ("9" * 400, '{"a": 1}')],
+)
+def test_values_no_field_can_take_are_kept_in_the_body_and_named(
+    aws: dict[str, Any], timestamp: str, hangup: str
+) -> None:
+    # Raw JSON text: bare 1e400 and NaN become inf/nan in Python, and no field may choke on them.
+    raw = (
+        json.dumps(contact())
+        .replace('"1668998317236"', timestamp)
+        .replace('"recLink": ""', f'"recLink": "", "hangupReason": {hangup}')
+    )
+    answer = make_pipeline(aws).handle(api_event(raw))
+    assert (answer["statusCode"], answer["body"]) == (200, "{}"), answer["body"]
+    event = EventStore(TABLE, aws["dynamodb"]).get_event(answer["headers"]["x-event-id"])
+    assert event is not None
+    assert (event["entity_kind"], event["entity_id"]) == ("CALL", "c1")
+    assert "event_time" in event["unreadable"] and event["time_source"] == "received"
+    assert json.loads(event["data"]) == json.loads(raw)
+
+
+def test_an_unreadable_delivery_counts_in_the_unreadable_metric(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aws_lambda_powertools import Metrics
+
+    from airudder_ingest import pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "metrics", Metrics(namespace="UnitTest", service="unit"))
+    pipeline = make_pipeline(aws)
+    pipeline.handle(api_event(contact()))  # read in full: no data point
+    body = {"workflow_id": "wf1", "pds": {"type": "ContactStatus", "body": {"state": "x"}}}
+    pipeline.handle(api_event(body))
+    pipeline.handle(api_event(body))  # a redelivery is the same event: counted once
+    points = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"Unreadable"' in line]
+    assert len(points) == 1
+    (point,) = points
+    assert (point["webhook_type"], point["service"], point["Unreadable"]) == ("workflow.dialer", "unit", [1.0])
+    (directive,) = point["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "UnitTest" and sorted(directive["Dimensions"][0]) == ["service", "webhook_type"]
 
 
 def test_a_body_over_the_limit_is_quarantined_with_413(aws: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@
     airudder-data phone +6281234567890 --since 2025-04-01 --table T
     airudder-data export --from 2025-04-01 --to 2025-04-30 --format csv --output april.csv --stack S
     airudder-data replay --quarantine 3f2a... --stack S
+    airudder-data unreadable --day 2025-04-16 --type chatbot.message_status --stack S --json
     airudder-data call CALL_ID --endpoint-url http://127.0.0.1:5000 --table airudder-local-EventsTable
 
 Where the data is: `--stack NAME` reads the table, bucket and queue from the CloudFormation stack's
@@ -687,6 +688,22 @@ def cmd_export(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_unreadable(ctx: Context, args: argparse.Namespace, out: Output) -> int:
+    """Events stored with facts their model could not read (`unreadable`), day by day."""
+    days = [args.day] if args.day else days_between(args.date_from, args.date_to)
+    events = [event for day in days for event in ctx.store.unreadable_events(day, args.type)]
+    events.sort(key=lambda e: (str(e.get("event_time")), str(e.get("event_id"))))
+    span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+    if out.as_json:
+        out.json({"days": days, "type": args.type, "events": [readable(e) for e in events]})
+        return EXIT_OK
+    out.line(f"events of {span}{' of type ' + args.type if args.type else ''} with facts that could not be read")
+    rows = [e | {"unreadable": ", ".join(map(str, e.get("unreadable") or []))} for e in events]
+    columns = [*EVENT_TABLE[:2], ("unreadable", "unreadable"), *EVENT_TABLE[3:5], ("phone", "phone"), EVENT_TABLE[6]]
+    out.table(rows, columns, "events, oldest first")
+    return EXIT_OK
+
+
 def cmd_replay(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     from .recording_queue import RecordingQueue
     from .replay import Replayer, ReplayResult, ReplaySummary
@@ -855,6 +872,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--output", required=True, metavar="FILE", help="the file to write ('-': stdout, csv/jsonl)")
     sub.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
+    sub = command(
+        "unreadable", "events stored with facts their model could not read (missing ids, odd values)", cmd_unreadable
+    )
+    when = sub.add_mutually_exclusive_group(required=True)
+    when.add_argument("--day", type=day_arg, help="one day (UTC, YYYY-MM-DD) of event time")
+    when.add_argument("--from", dest="date_from", type=day_arg, help="first day (with --to)")
+    sub.add_argument("--to", dest="date_to", type=day_arg, help="last day, included")
+    sub.add_argument("--type", help="one webhook type (e.g. chatbot.message_status)")
+
     sub = command("replay", "re-run archived deliveries through the ingest pipeline (idempotent)", cmd_replay)
     what = sub.add_mutually_exclusive_group(required=True)
     what.add_argument("--day", type=day_arg, help="every archived delivery of that day (raw/…/dt=DAY)")
@@ -873,8 +899,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.command == "export" and bool(args.date_from) != bool(args.date_to):
-        parser.error("export: --from and --to go together")
+    if args.command in ("export", "unreadable") and bool(args.date_from) != bool(args.date_to):
+        parser.error(f"{args.command}: --from and --to go together")
     if args.command == "replay" and (args.type or args.quarantined) and not args.day:
         parser.error("replay: --type and --quarantined go with --day")
 

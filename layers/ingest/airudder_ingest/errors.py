@@ -40,7 +40,7 @@ class PayloadTooLarge(IngestError):
 
 
 class InvalidPayload(IngestError):
-    """Not JSON, or not what the model expects; the body was kept in quarantine."""
+    """Not JSON, not a JSON object, or not decryptable; the body was kept in quarantine."""
 
     status, code = 400, "invalid_payload"
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,7 +62,7 @@ _deserializer = TypeDeserializer()
 
 # The facts of an event, as written on its item and on its entity's state.
 FACT_ATTRIBUTES = ("entity_id", "status", "phone", "case_id", "workflow_id", "nodetask_id", "task_id", "call_id",
-                   "recording_url")  # fmt: skip
+                   "recording_url", "agent", "results")  # fmt: skip
 
 
 def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,6 +116,9 @@ class EventRecord:
     task_id: str | None = None
     call_id: str | None = None
     recording_url: str | None = None
+    agent: str | None = None
+    results: Mapping[str, str] = field(default_factory=dict)  # result title -> value (agent's disposition)
+    unreadable: tuple[str, ...] = ()  # facts the model could not read (models.base.EventFacts)
     request_id: str | None = None  # API Gateway's request id of the delivery (logs' correlation_id)
 
     @property
@@ -190,6 +193,10 @@ class EventStore:
             "task_id": rec.task_id,
             "call_id": rec.call_id,
             "recording_url": rec.recording_url,
+            "agent": rec.agent,
+            # Only when there is something to say (absent otherwise, as every empty fact).
+            "results": dict(rec.results) or None,
+            "unreadable": list(rec.unreadable) or None,
             "archive_key": rec.archive_key,
             "request_id": rec.request_id,
             "phone_key": index_key("PHONE", rec.phone) if rec.phone else None,
@@ -368,6 +375,17 @@ class EventStore:
                 values[":t"] = f"{webhook_type}#"
             yield from self._query("ByDay", condition, values)
 
+    def unreadable_events(self, day: str, webhook_type: str | None = None) -> Iterator[dict[str, Any]]:
+        """The events of a day that their model could not fully read (those with `unreadable`), shard
+        after shard; `webhook_type` narrows to one type. Read from the export index, filtered there."""
+        for shard in range(self.day_shards):
+            condition = "day_key = :d"
+            values: dict[str, Any] = {":d": f"DAY#{day}#{shard}"}
+            if webhook_type:
+                condition += " AND begins_with(day_sort, :t)"
+                values[":t"] = f"{webhook_type}#"
+            yield from self._query("ByDay", condition, values, filter_expression="attribute_exists(unreadable)")
+
     def workflow_members(self, workflow_id: str) -> Iterator[dict[str, Any]]:
         """States of the workflow itself and of every call, case and task filed under it."""
         for shard in range(self.parent_shards):
@@ -410,6 +428,7 @@ class EventStore:
         *,
         forward: bool = True,
         limit: int | None = None,
+        filter_expression: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         request: dict[str, Any] = {
             "TableName": self.table_name,
@@ -418,6 +437,8 @@ class EventStore:
             "ExpressionAttributeValues": _to_item(values),
             "ScanIndexForward": forward,
         }
+        if filter_expression:
+            request["FilterExpression"] = filter_expression
         returned = 0
         while True:
             answer = self._ddb.query(**request)

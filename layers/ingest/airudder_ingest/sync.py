@@ -124,7 +124,7 @@ class RecordMapping:
             # Names neither a call nor a case: kept whole (pull-only keys and all), as its own entity,
             # with the ids of the workflow and task it came from.
             when = next((record.get(k) for k in ("end_time", "update_time", "start_time") if record.get(k)), None)
-            ids = {k: _text_id(record.get(k)) for k in ("workflow_id", "nodetask_id", "task_id")}
+            ids: dict[str, Any] = {k: _text_id(record.get(k)) for k in ("workflow_id", "nodetask_id", "task_id")}
             return Converted(dict(record), EventFacts("DELIVERY", None, event_time=when, **ids), matched=False)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .base import EventFacts, IdentifierMissing, WebhookModel
+from .base import FALLBACK_KIND, EventFacts, IdentifierMissing, WebhookModel, read_facts
 from .campaigns import CALL_MODELS, PLAN_MODELS, TASK_MODELS
 from .chatbot import (
     ChatbotAgentTransfer,
@@ -99,4 +99,14 @@ def all_models() -> list[type[WebhookModel]]:
     return found
 
 
-__all__ = ["ROUTES", "ByPathParam", "EventFacts", "IdentifierMissing", "WebhookModel", "all_models", "model_for"]
+__all__ = [
+    "FALLBACK_KIND",
+    "ROUTES",
+    "ByPathParam",
+    "EventFacts",
+    "IdentifierMissing",
+    "WebhookModel",
+    "all_models",
+    "model_for",
+    "read_facts",
+]

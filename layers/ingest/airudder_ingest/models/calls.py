@@ -11,48 +11,60 @@ those on top.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from .base import (
+    AGENT,
     CALL_ID,
     CASE_ID,
     RECORDING,
     TASK_ID,
     EventFacts,
-    IdentifierMissing,
+    Phone,
     Text,
     WebhookModel,
     alias,
+    file_under,
+    first,
     http_link,
+    result_labels,
 )
 
 # The number called: a string, or an object holding `callee_number` (as in the Custom API push).
 CALLEE = ("callee", "callee_number", "phoneNumber", "phone_number", "Callee", "CalleeNumber", "calleeNumber")
-CALL_STATUS = ("status", "state", "call_status", "callStatus", "CallStatus", "call_result", "Status", "State")
-# The time the event is filed under: the end of the call when given, its start otherwise.
+# PDS records and AgentStatus pushes [3P] may leave `phoneNumber` "" and hold the number here.
+MAIN_NUMBER = ("mainNumber", "main_number")
+# `callResultType`: the outcome of a PDS call record [3P], which has no state key.
+CALL_STATUS = (
+    "status",
+    "state",
+    "call_status",
+    "callStatus",
+    "CallStatus",
+    "call_result",
+    "Status",
+    "State",
+    "callResultType",
+)
+# The time the event is filed under: the end of the call when given, its start otherwise
+# (`endtime`/`calltime`: PDS call records [3P], ISO-8601 with `Z`, "" when unset).
 CALL_END_TIME = (
     "end_time",
     "endTime",
+    "endtime",
     "call_end_time",
     "hangup_time",
     "EndTime",
     "timestamp",
     "call_time",
+    "calltime",
     "start_time",
     "StartTime",
 )
 PLAN_ID = ("plan_id", "planId", "PlanID", "planID", "planid")
-
-
-def phone_of(value: Any) -> str | None:
-    """The number from a `callee` that is either text or an object."""
-    if isinstance(value, Mapping):
-        value = next((value[k] for k in ("callee_number", "phone_number", "number") if value.get(k)), None)
-    if isinstance(value, bool) or value is None:
-        return None
-    text = str(value).strip()
-    return text or None
+# An agent's disposition: a single label, and custom result levels (object or list, see result_labels).
+TALK_RESULT = ("talkResultLabel", "talkResult", "talk_result")
+CUSTOM_RESULTS = ("customizeResults", "customize_results")
 
 
 class CallFields(WebhookModel):
@@ -61,29 +73,38 @@ class CallFields(WebhookModel):
     case_id: Text = alias(*CASE_ID)
     task_id: Text = alias(*TASK_ID)
     call_id: Text = alias(*CALL_ID)
-    callee: Any = alias(*CALLEE)
+    callee: Phone = alias(*CALLEE)
+    main_number: Phone = alias(*MAIN_NUMBER)
     status: Text = alias(*CALL_STATUS)
     end_time: Any = alias(*CALL_END_TIME)
     recording: Text = alias(*RECORDING)
+    agent: Text = alias(*AGENT)
+    talk_result: Text = alias(*TALK_RESULT)
+    custom_results: Any = alias(*CUSTOM_RESULTS)
 
-    def call_facts(self, **links: str | None) -> EventFacts:
+    def call_facts(self, **links: Any) -> EventFacts:
         """Facts of the call, filed under the call (or, without a call id, under the case).
         `links` adds the ids of what the call belongs to (workflow_id, nodetask_id)."""
-        common: dict[str, Any] = {
-            "event_time": self.end_time,
-            "status": self.status,
-            "phone": phone_of(self.callee),
-            "case_id": self.case_id,
-            "task_id": self.task_id,
-            "call_id": self.call_id,
-            "recording_url": http_link(self.recording),
+        return file_under(
+            ("CALL", "call_id", self.call_id),
+            ("CASE", "case_id", self.case_id),
+            event_time=self.end_time,
+            status=self.status,
+            phone=first(self.callee, self.main_number),
+            case_id=self.case_id,
+            task_id=self.task_id,
+            call_id=self.call_id,
+            recording_url=http_link(self.recording),
+            agent=self.agent,
+            results=labels(self.talk_result, self.custom_results),
             **links,
-        }
-        if self.call_id:
-            return EventFacts("CALL", self.call_id, **common)
-        if self.case_id:
-            return EventFacts("CASE", self.case_id, **common)
-        raise IdentifierMissing("the call notification names neither a call id nor a case id")
+        )
+
+
+def labels(talk_result: str | None, custom_results: Any) -> dict[str, str]:
+    """The disposition as result title -> value: the talk result under `talkResult`, then each custom result."""
+    found = {"talkResult": talk_result} if talk_result else {}
+    return {**found, **{k: v for k, v in result_labels(custom_results).items() if k not in found}}
 
 
 class InfoCheckCallFields(CallFields):

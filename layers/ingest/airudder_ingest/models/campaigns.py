@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import TASK_ID, EventFacts, IdentifierMissing, Text, WebhookModel, alias
+from .base import TASK_ID, EventFacts, Text, WebhookModel, alias, file_under
 from .calls import PLAN_ID, CallFields, InfoCheckCallFields
 
 PRODUCTS = {
@@ -51,9 +51,7 @@ class CampaignPlanFinished(WebhookModel):
     end_time: Any = alias(*FINISH_TIME)
 
     def facts(self) -> EventFacts:
-        if not self.plan_id:
-            raise IdentifierMissing("the plan notification names no plan id")
-        return EventFacts("PLAN", self.plan_id, event_time=self.end_time, status=self.status)
+        return file_under(("PLAN", "plan_id", self.plan_id), event_time=self.end_time, status=self.status)
 
 
 class CollectionPlanFinished(CampaignPlanFinished):
@@ -87,9 +85,9 @@ class CampaignTaskFinished(WebhookModel):
     end_time: Any = alias(*FINISH_TIME)
 
     def facts(self) -> EventFacts:
-        if not self.task_id:
-            raise IdentifierMissing("the task notification names no task id")
-        return EventFacts("TASK", self.task_id, event_time=self.end_time, status=self.status, task_id=self.task_id)
+        return file_under(
+            ("TASK", "task_id", self.task_id), event_time=self.end_time, status=self.status, task_id=self.task_id
+        )
 
 
 class CollectionTaskFinished(CampaignTaskFinished):

@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .base import CASE_ID, EventFacts, IdentifierMissing, Int, Text, WebhookModel, alias, first
-from .calls import phone_of
+from .base import CASE_ID, EventFacts, Int, Phone, Text, WebhookModel, alias, file_under, first, text_or_none
 
 SESSION_ID = (
     "call_id",
@@ -40,19 +39,12 @@ def _present(*values: Any) -> Any:
     return next((v for v in values if v is not None and not (isinstance(v, str) and not v.strip())), None)
 
 
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool | Mapping | list):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 class _ChatbotFields(WebhookModel):
     session_id: Text = alias(*SESSION_ID)
-    msg_id: Text = alias(*MSG_ID)
+    message_id: Text = alias(*MSG_ID)
     task_id: Text = alias(*CHAT_TASK_ID)
     case_id: Text = alias(*CASE_ID)
-    callee: Any = alias(*USER_NUMBER)
+    callee: Phone = alias(*USER_NUMBER)
     channel: Text = None
     channel_id: Text = None
     robot_id: Text = alias("robot_id", "robotId", "bot_id", "botId")
@@ -71,21 +63,31 @@ class _ChatbotFields(WebhookModel):
             return _present(*(self.message.get(n) for n in names))
         return None
 
-    def message_id(self) -> str | None:
-        return first(self.msg_id, _text(self._in_message(*MSG_ID)))
+    def sent_message_id(self) -> str | None:
+        return first(self.message_id, text_or_none(self._in_message(*MSG_ID)))
 
     def event_time(self) -> Any:
         return _present(self.timestamp, self._in_message("timestamp", "time"))
 
     def user_phone(self) -> str | None:
-        return phone_of(self.callee)
+        return self.callee
 
-    def _facts(self, kind: str, entity_id: str, *, status: str | None = None) -> EventFacts:
-        return EventFacts(
-            kind,
-            entity_id,
+    # The entities a chatbot callback may be filed under, as file_under takes them.
+    def _message(self) -> tuple[str, str, str | None]:
+        return ("MESSAGE", "message_id", self.sent_message_id())
+
+    def _session(self) -> tuple[str, str, str | None]:
+        return ("SESSION", "session_id", self.session_id)
+
+    def _send_task(self) -> tuple[str, str, str | None]:
+        return ("WABATASK", "task_id", self.task_id)
+
+    def _facts(self, *chain: tuple[str, str, str | None], status: str | None = None) -> EventFacts:
+        """Filed under the first entity of `chain` the body names (see file_under)."""
+        return file_under(
+            *chain,
             event_time=self.event_time(),
-            status=first(status, self.status, _text(self._in_message("status")), self.default_status),
+            status=first(status, self.status, text_or_none(self._in_message("status")), self.default_status),
             phone=self.user_phone(),
             case_id=self.case_id,
             workflow_id=self.workflow_id,
@@ -110,12 +112,7 @@ class ChatbotTemplateResult(_ChatbotFields):
     error_message: Any = alias("error_message", "errorMessage", "error_msg", "fail_reason", "reason")
 
     def facts(self) -> EventFacts:
-        msg = self.message_id()
-        if msg:
-            return self._facts("MESSAGE", msg)
-        if self.task_id:
-            return self._facts("WABATASK", self.task_id)
-        raise IdentifierMissing("the sending result names neither a message id nor a task id")
+        return self._facts(self._message(), self._send_task(), self._session())
 
 
 class ChatbotTemplateReply(_ChatbotFields):
@@ -133,15 +130,11 @@ class ChatbotTemplateReply(_ChatbotFields):
 
     def answered_message_id(self) -> str | None:
         quoted = _present(self.reply, self._in_message("reply"))
-        return first(self.replied_msg_id, _text(quoted.get("msg_id")) if isinstance(quoted, Mapping) else None)
+        return first(self.replied_msg_id, text_or_none(quoted.get("msg_id")) if isinstance(quoted, Mapping) else None)
 
     def facts(self) -> EventFacts:
-        target = first(self.answered_message_id(), self.message_id())
-        if target:
-            return self._facts("MESSAGE", target, status="replied")
-        if self.session_id:
-            return self._facts("SESSION", self.session_id, status="replied")
-        raise IdentifierMissing("the template reply names no message and no session")
+        answered = ("MESSAGE", "replied_message_id", self.answered_message_id())
+        return self._facts(answered, self._message(), self._session(), status="replied")
 
 
 # --- conversation --------------------------------------------------------------------------------------
@@ -160,9 +153,7 @@ class ChatbotAgentTransfer(_ChatbotFields):
     reason: Any = alias("reason", "transfer_reason", "transferReason")
 
     def facts(self) -> EventFacts:
-        if not self.session_id:
-            raise IdentifierMissing("the agent transfer request names no session")
-        return self._facts("SESSION", self.session_id)
+        return self._facts(self._session())
 
 
 class ChatbotAgentTransferStar(ChatbotAgentTransfer):
@@ -179,12 +170,8 @@ class ChatbotMessageStatus(_ChatbotFields):
     title = "Callback status change after the message is sent"
 
     def facts(self) -> EventFacts:
-        msg = self.message_id()
-        if msg:
-            return self._facts("MESSAGE", msg)
-        if self.task_id:
-            return self._facts("WABATASK", self.task_id)
-        raise IdentifierMissing("the message status names neither a message id nor a task id")
+        # Without a message id: its send task, else its conversation.
+        return self._facts(self._message(), self._send_task(), self._session())
 
 
 class ChatbotMessageStatusStar(ChatbotMessageStatus):
@@ -204,12 +191,7 @@ class ChatbotUserMessage(_ChatbotFields):
     sender_type: Text = None
 
     def facts(self) -> EventFacts:
-        msg = self.message_id()
-        if msg:
-            return self._facts("MESSAGE", msg)
-        if self.session_id:
-            return self._facts("SESSION", self.session_id)
-        raise IdentifierMissing("the user message names neither a message id nor a session")
+        return self._facts(self._message(), self._session())
 
 
 class ChatbotUserMessageStar(ChatbotUserMessage):
@@ -240,9 +222,7 @@ class ChatbotSessionEnded(_ChatbotFields):
         return _present(self.timestamp, self.session_end_time)
 
     def facts(self) -> EventFacts:
-        if not self.session_id:
-            raise IdentifierMissing("the session notification names no session id")
-        return self._facts("SESSION", self.session_id)
+        return self._facts(self._session())
 
 
 class ChatbotSessionReport(ChatbotSessionEnded):
@@ -264,15 +244,10 @@ class ChatbotInbound(_ChatbotFields):
     title = "Inbound Callback"
     default_status = "inbound"
 
-    caller: Any = alias("caller", "caller_number", "callerNumber", "from_number", "fromNumber")
+    caller: Phone = alias("caller", "caller_number", "callerNumber", "from_number", "fromNumber")
 
     def user_phone(self) -> str | None:
-        return first(phone_of(self.caller), phone_of(self.callee))
+        return first(self.caller, self.callee)
 
     def facts(self) -> EventFacts:
-        if self.session_id:
-            return self._facts("SESSION", self.session_id)
-        msg = self.message_id()
-        if msg:
-            return self._facts("MESSAGE", msg)
-        raise IdentifierMissing("the inbound callback names neither a session nor a message id")
+        return self._facts(self._session(), self._message())

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import model_validator
 
-from .base import EventFacts, WebhookModel
+from .base import FALLBACK_KIND, EventFacts, WebhookModel
 
 
 class UnknownDelivery(WebhookModel):
@@ -14,6 +14,7 @@ class UnknownDelivery(WebhookModel):
 
     webhook_type = "unknown"
     title = "Any other callback (catch-all)"
+    accepts_any_json = True
 
     @model_validator(mode="before")
     @classmethod
@@ -22,4 +23,4 @@ class UnknownDelivery(WebhookModel):
         return data if isinstance(data, dict) else {"value": data}
 
     def facts(self) -> EventFacts:
-        return EventFacts("DELIVERY", None)
+        return EventFacts(FALLBACK_KIND, None)

@@ -6,25 +6,28 @@ tables, and fields it does not list are looked for under every spelling AIRUDDER
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .base import (
+    AGENT,
     CALL_ID,
     CASE_ID,
     RECORDING,
     TASK_ID,
     EventFacts,
-    IdentifierMissing,
     Int,
+    NullAsEmpty,
+    Phone,
     Text,
     WebhookModel,
     alias,
+    file_under,
     first,
     http_link,
 )
-from .calls import CallFields, InfoCheckCallFields
+from .calls import CUSTOM_RESULTS, MAIN_NUMBER, TALK_RESULT, CallFields, InfoCheckCallFields, labels
 
 
 class _Tolerant(BaseModel):
@@ -47,48 +50,59 @@ class DialerBody(_Tolerant):
     group_name: Text = alias("groupName", "group_name")
     # AgentStatus pushes spell it `State`.
     state: Text = alias("state", "State", "status", "Status")
-    phone: Text = alias("phoneNumber", "mainNumber", "phone_number", "callee")
+    # AgentStatus pushes may leave `phoneNumber` "" and hold the number in `mainNumber` [3P].
+    phone: Phone = alias("phoneNumber", "phone_number", "callee")
+    main_number: Phone = alias(*MAIN_NUMBER)
     call_id: Text = alias(*CALL_ID)
-    agent: Text = alias("agentName", "agent_name", "agent", "agentId", "agent_id", "userName", "AgentName")
+    agent: Text = alias(*AGENT)
     hangup_reason: Int = alias("hangupReason", "hangup_reason")
     timestamp: Any = alias("timestamp", "Timestamp", "time")
     rec_link: Text = alias(*RECORDING)
+    # The agent's disposition [3P]: `talkResultLabel`, and `customizeResults` as an object.
+    talk_result: Text = alias(*TALK_RESULT)
+    custom_results: Any = alias(*CUSTOM_RESULTS)
 
 
 class DialerEnvelope(_Tolerant):
-    type: str = Field(min_length=1)
-    body: DialerBody
+    type: Text = None  # TaskStatus, ContactStatus, AgentStatus; others are kept
+    body: Annotated[DialerBody, NullAsEmpty] = Field(default_factory=DialerBody)
 
 
 class WorkflowDialerPush(_WorkflowFields):
-    """Webhooks of the Info of Predictive Dialer System: TaskStatus, ContactStatus, AgentStatus."""
+    """Webhooks of the Info of Predictive Dialer System: TaskStatus, ContactStatus, AgentStatus.
+
+    Filed by `pds.type`: an agent push under the agent, a task push under the dialer task, anything
+    else under the call; each falls back to the task, then the workflow.
+    """
 
     webhook_type = "workflow.dialer"
     title = "Webhook of Predictive Dialer Task/Contacts/Agents Status Changes"
 
-    pds: DialerEnvelope
+    pds: Annotated[DialerEnvelope, NullAsEmpty] = Field(default_factory=DialerEnvelope)
 
     def facts(self) -> EventFacts:
         kind, body = self.pds.type, self.pds.body
-        common = {
-            "event_time": body.timestamp,
-            "status": first(body.state),
-            "phone": body.phone,
-            "workflow_id": self.workflow_id,
-            "nodetask_id": self.nodetask_id,
-            "task_id": body.task_id,
-            "call_id": body.call_id,
-            "recording_url": http_link(body.rec_link),
-        }
-        if kind == "AgentStatus" and body.agent:
-            return EventFacts("AGENT", body.agent, **common)
-        if kind != "TaskStatus" and body.call_id:
-            return EventFacts("CALL", body.call_id, **common)
-        if body.task_id:
-            return EventFacts("DTASK", body.task_id, **common)
-        if self.workflow_id:
-            return EventFacts("WORKFLOW", self.workflow_id, **common)
-        raise IdentifierMissing("pds.body names no callid or taskId, and the push has no workflow_id")
+        agent, call = ("AGENT", "agent", body.agent), ("CALL", "call_id", body.call_id)
+        task = ("DTASK", "task_id", body.task_id)
+        workflow = ("WORKFLOW", "workflow_id", self.workflow_id)
+        chain = {"AgentStatus": (agent, call, task, workflow), "TaskStatus": (task, workflow)}.get(
+            kind or "", (call, task, workflow)
+        )
+        return file_under(
+            *chain,
+            # `pds.type` is documented as required: without it, the push is filed as a contact push.
+            unreadable=() if kind else ("type",),
+            event_time=body.timestamp,
+            status=body.state,
+            phone=first(body.phone, body.main_number),
+            workflow_id=self.workflow_id,
+            nodetask_id=self.nodetask_id,
+            task_id=body.task_id,
+            call_id=body.call_id,
+            recording_url=http_link(body.rec_link),
+            agent=body.agent,
+            results=labels(body.talk_result, body.custom_results),
+        )
 
 
 # --- Call completion --------------------------------------------------------------------------------
@@ -123,37 +137,38 @@ class CustomApiCallee(_Tolerant):
     case_id: Text = alias(*CASE_ID)
     callee_name: Text = None
     callee_gender: Text = None
-    callee_number: Text = alias("callee_number", "phone_number", "callee")
+    callee_number: Phone = alias("callee_number", "phone_number", "callee")
     platform_name: Text = None
     extra_a: Text = None
 
 
 class WorkflowCustomApiPush(WebhookModel):
-    """Custom API Node Data Push."""
+    """Custom API Node Data Push. Filed under its case, else its workflow."""
 
     webhook_type = "workflow.custom_api"
     title = "Custom API Node Data Push"
 
-    workflow_id: str = Field(min_length=1)
+    workflow_id: Text = None
     workflow_name: Text = None
     node_id: Text = None
     node_name: Text = None
-    callee: CustomApiCallee
+    callee: Annotated[CustomApiCallee, NullAsEmpty] = Field(default_factory=CustomApiCallee)
     timestamp: Any = alias("timestamp", "push_time", "update_time")
 
     @model_validator(mode="before")
     @classmethod
     def _callee_as_text(cls, data: Any) -> Any:
         # Elsewhere `callee` is a plain number: accept that shape too.
-        if isinstance(data, dict) and isinstance(data.get("callee"), str | int):
+        callee = data.get("callee") if isinstance(data, dict) else None
+        if isinstance(callee, str | int) and not isinstance(callee, bool):
             data = {**data, "callee": {"callee_number": data["callee"]}}
         return data
 
     def facts(self) -> EventFacts:
         case_id = self.callee.case_id
-        return EventFacts(
-            "CASE" if case_id else "WORKFLOW",
-            case_id or self.workflow_id,
+        return file_under(
+            ("CASE", "case_id", case_id),
+            ("WORKFLOW", "workflow_id", self.workflow_id),
             event_time=self.timestamp,
             phone=self.callee.callee_number,
             case_id=case_id,
@@ -174,24 +189,23 @@ class NodeTaskRow(_Tolerant):
 
 
 class WorkflowListCompleted(WebhookModel):
-    """Notification for Workflow List Completion: one list entry (case) finished the workflow."""
+    """Notification for Workflow List Completion: one list entry (case) finished the workflow.
+    Filed under its case, else its workflow."""
 
     webhook_type = "workflow.list_completed"
     title = "Notification for Workflow List Completion"
 
-    workflow_id: str = Field(min_length=1)
+    workflow_id: Text = None
     workflow_name: Text = None
     case_id: Text = alias(*CASE_ID)
-    callee_number: Text = alias("callee_number", "callee", "phone_number")
+    callee_number: Phone = alias("callee_number", "callee", "phone_number")
     rows: list[NodeTaskRow] = Field(default_factory=list)
     timestamp: Any = alias("timestamp", "finish_time", "end_time", "update_time")
 
     def facts(self) -> EventFacts:
-        if not self.case_id and not self.callee_number:
-            raise IdentifierMissing("the list-completion notification names neither case_id nor callee_number")
-        return EventFacts(
-            "CASE" if self.case_id else "WORKFLOW",
-            self.case_id or self.workflow_id,
+        return file_under(
+            ("CASE", "case_id", self.case_id),
+            ("WORKFLOW", "workflow_id", self.workflow_id),
             event_time=self.timestamp,
             status="list_completed",
             phone=self.callee_number,
@@ -206,16 +220,15 @@ class WorkflowStatusChanged(WebhookModel):
     webhook_type = "workflow.status_changed"
     title = "Notification of Workflow Status Change"
 
-    workflow_id: str = Field(min_length=1)
+    workflow_id: Text = None
     workflow_name: Text = None
-    status: str = Field(min_length=1)
+    status: Text = None
     actions: list[NodeTaskRow] = Field(default_factory=list)
     timestamp: Any = alias("timestamp", "update_time", "updated_at", "change_time")
 
     def facts(self) -> EventFacts:
-        return EventFacts(
-            "WORKFLOW",
-            self.workflow_id,
+        return file_under(
+            ("WORKFLOW", "workflow_id", self.workflow_id),
             event_time=self.timestamp,
             status=self.status,
             workflow_id=self.workflow_id,
@@ -226,34 +239,33 @@ class WorkflowStatusChanged(WebhookModel):
 
 
 class WorkflowWabaMessageStatus(_WorkflowFields):
-    """Notification of WABA Message Status Alteration in Workflow (body not recovered)."""
+    """Notification of WABA Message Status Alteration in Workflow (body not recovered). Filed under
+    its message, else its WABA send task, else its conversation (`call_id`, as in §28)."""
 
     webhook_type = "workflow.waba_message_status"
     title = "Notification of WABA Message Status Alteration in Workflow"
 
     waba_task_id: Text = alias("waba_task_id", "wabaTaskId")
     wfdetail_uuid: Text = None
-    msg_id: Text = alias("msg_id", "message_id", "messageId", "msgId", "wamid")
+    message_id: Text = alias("msg_id", "message_id", "messageId", "msgId", "wamid")
     status: Text = alias("status", "message_status", "msg_status")
     timestamp: Any = alias("timestamp", "status_time", "update_time")
-    callee: Text = alias("callee", "callee_number", "phone_number")
+    callee: Phone = alias("callee", "callee_number", "phone_number")
     call_id: Text = alias(*CALL_ID)
 
     def facts(self) -> EventFacts:
-        common = {
-            "event_time": self.timestamp,
-            "status": self.status,
-            "phone": self.callee,
-            "workflow_id": self.workflow_id,
-            "nodetask_id": self.nodetask_id,
-            "task_id": self.waba_task_id,
-            "call_id": self.call_id,
-        }
-        if self.msg_id:
-            return EventFacts("MESSAGE", self.msg_id, **common)
-        if self.waba_task_id:
-            return EventFacts("WABATASK", self.waba_task_id, **common)
-        raise IdentifierMissing("the WABA status names neither a message id nor a waba_task_id")
+        return file_under(
+            ("MESSAGE", "message_id", self.message_id),
+            ("WABATASK", "waba_task_id", self.waba_task_id),
+            ("SESSION", "session_id", self.call_id),
+            event_time=self.timestamp,
+            status=self.status,
+            phone=self.callee,
+            workflow_id=self.workflow_id,
+            nodetask_id=self.nodetask_id,
+            task_id=self.waba_task_id,
+            call_id=self.call_id,
+        )
 
 
 class WorkflowChatbotSessionEnded(_WorkflowFields):
@@ -267,18 +279,15 @@ class WorkflowChatbotSessionEnded(_WorkflowFields):
     timestamp: Any = alias("timestamp", "session_end_time")
     channel: Text = None
     channel_id: Text = None
-    callee: Text = None
+    callee: Phone = None
     call_id: Text = alias(*CALL_ID)
     status: Text = None
-    messages: list[Any] = Field(default_factory=list)
+    messages: Any = None
 
     def facts(self) -> EventFacts:
-        session = first(self.call_id, self.wfdetail_uuid)
-        if not session:
-            raise IdentifierMissing("the session-end notification names neither call_id nor wfdetail_uuid")
-        return EventFacts(
-            "SESSION",
-            session,
+        return file_under(
+            ("SESSION", "call_id", self.call_id),  # §28: `call_id` is the session
+            ("SESSION", "wfdetail_uuid", self.wfdetail_uuid),
             event_time=self.timestamp,
             status=first(self.status, "ended"),
             phone=self.callee,
