@@ -46,6 +46,12 @@ _live_lock = threading.Lock()
 _live: set[int] = set()
 
 
+# For tests whose subject is not the Lambda timeout: 50 concurrent invocations that share this process,
+# two cores and one moto server with a loaded machine can take several times a Lambda's wall time, and
+# a 10 s Timeout answered as a 500 would make the outcome depend on the load.
+TEST_TIMEOUT_SCALE = 10.0
+
+
 class LocalStack:
     """Context manager running the template's stack locally (see module docstring)."""
 
@@ -64,6 +70,7 @@ class LocalStack:
         isolate_modules: bool = True,
         with_recordings_consumer: bool = False,
         with_stream_consumers: bool = False,
+        timeout_scale: float = 1.0,
     ) -> None:
         self.template_path = Path(template_path or DEFAULT_TEMPLATE).resolve()
         self.token = token or os.environ.get("WEBHOOK_TOKEN") or DEFAULT_TOKEN
@@ -78,6 +85,8 @@ class LocalStack:
         # Poll the recordings queue in the background and invoke RecordingsFunction, as Lambda would;
         # the local recordings server is on 127.0.0.1, so the function may fetch from it here.
         self._with_recordings_consumer = with_recordings_consumer
+        # Multiplies every function's Timeout (tools.gateway.Functions): TEST_TIMEOUT_SCALE in tests.
+        self._timeout_scale = timeout_scale
         self.pollers: list[SqsPoller] = []
         # Poll the table's stream in the background for every function with a DynamoDB event (the
         # fan-out publisher, and any later consumer), as Lambda's stream mappings would.
@@ -147,7 +156,9 @@ class LocalStack:
         self.resources, self.placeholders, self.notes = created.values, created.placeholders, created.notes
         if self.faults is not None:
             self.faults.reset_calls()
-        self.functions = Functions(self.template, self.resolver, self.template_path.parent)
+        self.functions = Functions(
+            self.template, self.resolver, self.template_path.parent, timeout_scale=self._timeout_scale
+        )
         self._apply_environment()
         self.route_objects = load_routes(self.template, self.resolver)
         self.event_sources = load_event_sources(self.template, self.resolver)

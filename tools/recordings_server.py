@@ -7,6 +7,7 @@
         url = server.url("call-4", status=404)                       # always 404
         expected = expected_sha256("call-1", 200 * 1024 * 1024)      # computed streaming too
         server.hits("call-1")                                        # GETs of that recording so far
+        server.answers("call-1")                                     # each finished GET: bytes, complete?
 
 GET /audio/<seed>.<ext>?<options> (the seed picks the bytes: the same seed, size and format, the same file):
   size=N            bytes of the file (a header of its format then noise; default 1 MiB)
@@ -146,8 +147,17 @@ class Hit:
     count: int  # the how-manieth request for this path and query
 
 
+@dataclass(frozen=True)
+class Answer:
+    """How the server's answer to one request ended."""
+
+    body_bytes: int  # body bytes written (0 for a dripped answer, which is written byte by byte)
+    complete: bool  # False: the client went away before the whole answer was written
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's default (5) overflows when many clients connect at once
     owner: RecordingsServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -183,8 +193,11 @@ class RecordingsServer:
         self._server.owner = self
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._finished = threading.Condition(self._lock)
         self._counts: dict[str, int] = {}
         self._hits: list[Hit] = []
+        self._open: dict[str | None, int] = {}  # requests of a seed still being answered
+        self._answers: dict[str | None, list[Answer]] = {}  # per finished request of a seed
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -226,6 +239,19 @@ class RecordingsServer:
         with self._lock:
             return sum(1 for hit in self._hits if seed is None or hit.seed == seed)
 
+    def answers(self, seed: str, timeout: float = 60.0) -> list[Answer]:
+        """How each request of `seed` ended, once none is still being answered (a client that gave up is
+        noticed at the next write). Waits for the server, never guesses a time: a test asks whether a
+        client cut a download midway here, rather than how long the client took."""
+        with self._finished:
+            if not self._finished.wait_for(lambda: not self._open.get(seed), timeout=timeout):
+                raise TimeoutError(f"a request for {seed!r} is still being answered after {timeout} s")
+            return list(self._answers.get(seed, []))
+
+    def body_bytes_sent(self, seed: str, timeout: float = 60.0) -> list[int]:
+        """Body bytes written for each request of `seed` (see `answers`)."""
+        return [answer.body_bytes for answer in self.answers(seed, timeout)]
+
     @property
     def requests(self) -> list[Hit]:
         with self._lock:
@@ -235,6 +261,7 @@ class RecordingsServer:
         with self._lock:
             self._hits.clear()
             self._counts.clear()
+            self._answers.clear()
 
     # ------------------------------------------------------------------ answering
 
@@ -246,6 +273,21 @@ class RecordingsServer:
             count = self._counts.get(handler.path, 0) + 1
             self._counts[handler.path] = count
             self._hits.append(Hit("GET", split.path, split.query, seed, handler.headers.get("Host", ""), count))
+            self._open[seed] = self._open.get(seed, 0) + 1
+        sent = [0]
+        complete = False
+        try:
+            self._answer(handler, seed, ext, options, count, sent)
+            complete = True
+        finally:
+            with self._finished:
+                self._open[seed] -= 1
+                self._answers.setdefault(seed, []).append(Answer(sent[0], complete))
+                self._finished.notify_all()
+
+    def _answer(
+        self, handler: _Handler, seed: str | None, ext: str, options: dict[str, str], count: int, sent: list[int]
+    ) -> None:
         if seed is None:
             return _small(handler, 404, "no such recording")
         slow = int(options.get("slow", "0"))
@@ -296,6 +338,7 @@ class RecordingsServer:
             interrupt,
             float(options.get("stall", "0")),
             fmt,
+            sent,
         )
 
     @staticmethod
@@ -308,6 +351,7 @@ class RecordingsServer:
         interrupt: str | None,
         stall: float,
         fmt: str = "wav",
+        progress: list[int] | None = None,
     ) -> None:
         out = handler.wfile
         half = size // 2
@@ -324,6 +368,8 @@ class RecordingsServer:
                 else:
                     out.write(piece)
                 sent += len(piece)
+                if progress is not None:
+                    progress[0] = sent
                 if rate:
                     ahead = sent / rate - (time.monotonic() - started)
                     if ahead > 0:

@@ -17,7 +17,7 @@ from typing import Any
 
 from airudder_ingest.recording_queue import RecordingQueue
 from airudder_ingest.store import EventRecord, EventStore
-from tools.local_stack import LocalStack
+from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
 from tools.recordings_server import RecordingsServer
 from tools.sqs_poller import BatchOutcome, SqsPoller
 
@@ -35,7 +35,7 @@ DEFAULT_EVENT_TIME = "2024-05-01T10:00:00.000Z"
 class RecordingsLab:
     def __init__(self, parameters: Mapping[str, Any] | None = None, **stack_options: Any) -> None:
         self.parameters = {**LOCAL_PARAMETERS, **(parameters or {})}
-        self.stack_options = {"with_fault_proxy": False, **stack_options}
+        self.stack_options = {"with_fault_proxy": False, "timeout_scale": TEST_TIMEOUT_SCALE, **stack_options}
         self.server = RecordingsServer()
         self.stack: LocalStack | None = None
         self._poller: SqsPoller | None = None

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tools.apigw_events import ROUTE_PREFIX, sample_files
-from tools.local_stack import LocalStack
+from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -42,7 +42,7 @@ def all_samples() -> list[Sample]:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
     """A fresh local stack per test module (moto starts empty when no other stack is running)."""
-    with LocalStack() as running:
+    with LocalStack(timeout_scale=TEST_TIMEOUT_SCALE) as running:
         yield running
 
 

@@ -38,7 +38,6 @@ FULL = os.environ.get("DRILLS", "").lower() == "full"
 @dataclass(frozen=True)
 class Sizes:
     outage_webhooks: int
-    outage_seconds: float
     retry_delay: float
     hostile_in_process: int
     hostile_http: int
@@ -51,10 +50,10 @@ class Sizes:
 
 # `make test` runs the quick sizes; `make drills` (DRILLS=full) the full ones.
 SIZES = (
-    Sizes(outage_webhooks=2000, outage_seconds=4.0, retry_delay=2.0, hostile_in_process=10_000, hostile_http=300,
+    Sizes(outage_webhooks=2000, retry_delay=2.0, hostile_in_process=10_000, hostile_http=300,
           duplicate_bodies=20, hostile_values_in_process=2_000, hostile_values_http=200, hostile_sync_runs=30)
     if FULL
-    else Sizes(outage_webhooks=120, outage_seconds=2.0, retry_delay=1.0, hostile_in_process=200, hostile_http=30,
+    else Sizes(outage_webhooks=120, retry_delay=1.0, hostile_in_process=200, hostile_http=30,
                duplicate_bodies=2, hostile_values_in_process=100, hostile_values_http=15, hostile_sync_runs=3)
 )  # fmt: skip
 

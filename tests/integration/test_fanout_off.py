@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.conftest import Client, all_samples
-from tools.local_stack import LocalStack
+from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(parameters={"FanoutEnabled": "false"}) as running:
+    with LocalStack(parameters={"FanoutEnabled": "false"}, timeout_scale=TEST_TIMEOUT_SCALE) as running:
         yield running
 
 

@@ -12,8 +12,8 @@ import io
 import json
 import logging
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -33,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tools import cfn
 from tools.apigw_events import generate
 from tools.gateway import Functions
-from tools.local_stack import LocalStack
+from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,7 @@ def _resolved(stack: LocalStack, resource: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="class")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(token="test-token-123") as running:
+    with LocalStack(token="test-token-123", timeout_scale=TEST_TIMEOUT_SCALE) as running:
         yield running
 
 
@@ -238,17 +238,20 @@ class TestRealTemplate:
 
     def test_outage_and_slow_calls(self, stack: LocalStack) -> None:
         assert stack.faults is not None
-        ddb = _client(stack, "dynamodb", connect_timeout=2, read_timeout=0.5)
+        # Short timeouts only where a failure is expected: the outage resets at once, and the slow call is
+        # held 1.5 s, three times the read timeout, however fast the machine. The call that must succeed
+        # uses the default timeouts (60 s): a busy machine may take more than 0.5 s to answer it.
+        failing = _client(stack, "dynamodb", connect_timeout=2, read_timeout=0.5)
         stack.faults.outage()
         try:
             with pytest.raises(BotoCoreError):
-                ddb.list_tables()
+                failing.list_tables()
         finally:
             stack.faults.restore()
-        assert ddb.list_tables()["TableNames"]
+        assert _client(stack, "dynamodb").list_tables()["TableNames"]
         stack.faults.slow("dynamodb", "ListTables", seconds=1.5, times=1)
         with pytest.raises(BotoCoreError):  # ReadTimeoutError
-            ddb.list_tables()
+            failing.list_tables()
         stack.faults.clear()
 
     def test_s3_streaming_uploads_through_the_proxy(self, stack: LocalStack) -> None:
@@ -375,6 +378,12 @@ Resources:
       Handler: app.nap
       Timeout: 1
       Events: {Post: {Type: HttpApi, Properties: {ApiId: !Ref Api, Method: POST, Path: /nap}}}
+  Meet:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.meet
+      Timeout: 60
+      Events: {Post: {Type: HttpApi, Properties: {ApiId: !Ref Api, Method: POST, Path: /meet}}}
   Consumer:
     Type: AWS::Serverless::Function
     Properties:
@@ -393,11 +402,13 @@ Resources:
 TOY_APP = """
 import json
 import os
+import threading
 import time
 
 import toylib
 
 CALLS = []
+MEETING = threading.Barrier(4)
 
 
 def echo(event, context):
@@ -429,6 +440,11 @@ def plain(event, context):
 def nap(event, context):
     time.sleep(float(event.get("queryStringParameters", {}).get("seconds", "0")))
     return {"statusCode": 200, "body": "rested"}
+
+
+def meet(event, context):
+    MEETING.wait(timeout=30)  # BrokenBarrierError (a 500) unless four invocations run at the same time
+    return {"statusCode": 200, "body": "met"}
 
 
 def consume(event, context):
@@ -561,18 +577,16 @@ class TestGateway:
         assert _request(toy.url("/webhooks/workflow/dialer"), body=b"x" * (1024 * 1024))[0] == 200
 
     def test_requests_run_concurrently(self, toy: LocalStack) -> None:
+        # Four requests meet inside the function (a barrier of four): served one at a time, they never could.
         results: list[int] = []
         threads = [
-            threading.Thread(target=lambda: results.append(_request(toy.url("/nap") + "?seconds=0.4", body=b"")[0]))
-            for _ in range(4)
+            threading.Thread(target=lambda: results.append(_request(toy.url("/meet"), body=b"")[0])) for _ in range(4)
         ]
-        started = time.monotonic()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         assert results == [200] * 4
-        assert time.monotonic() - started < 1.4
 
     def test_non_http_functions(self, toy: LocalStack) -> None:
         assert toy.invoke("Plain", {}) == {"hello": "world"}
@@ -635,20 +649,15 @@ Resources:
         functions.environment()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_serve_prints_urls_and_answers(tmp_path: Path) -> None:
     (tmp_path / "template.yaml").write_text(TOY_TEMPLATE)
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "app.py").write_text(textwrap.dedent(TOY_APP))
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "toylib.py").write_text('NAME = "from-layer"\n')
-    port, moto_port = _free_port(), _free_port()
-    env = {**os.environ, "PORT": str(port), "MOTO_PORT": str(moto_port), "WEBHOOK_TOKEN": "serve-token"}
+    # Port 0: the process binds free ports itself and prints them (a port picked here and bound there
+    # could be taken by another process in between). Not the defaults 3000 / 5000: the variables were read.
+    env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "WEBHOOK_TOKEN": "serve-token"}
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "tools.serve", "--template", str(tmp_path / "template.yaml")],
@@ -670,8 +679,12 @@ def test_serve_prints_urls_and_answers(tmp_path: Path) -> None:
             if line.startswith("Ctrl-C"):
                 break
         output = "".join(lines)
+        gateway = re.search(r"^Gateway +http://127\.0\.0\.1:(\d+) ", output, re.MULTILINE)
+        moto = re.search(r"^moto +http://127\.0\.0\.1:(\d+) ", output, re.MULTILINE)
+        assert gateway and moto, output
+        port, moto_port = int(gateway[1]), int(moto[1])
+        assert port not in (0, 3000, moto_port) and moto_port not in (0, 5000)
         assert f"http://127.0.0.1:{port}/webhooks/workflow/dialer?token=serve-token" in output
-        assert f"http://127.0.0.1:{moto_port}" in output
         status, _, body = _request(f"http://127.0.0.1:{port}/webhooks/workflow/dialer?token=serve-token", body=b"{}")
         assert status == 200 and json.loads(body)["event"]["queryStringParameters"] == {"token": "serve-token"}
     finally:

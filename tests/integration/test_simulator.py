@@ -8,6 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import select
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -17,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -47,6 +50,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 APP_KEY, APP_SECRET = "it-key", "it-secret"
 E164_ID = re.compile(r"^\+62812\d{7}$")
+HTTP_TIMEOUT = 30  # bounds a hang; never decides an outcome
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +78,7 @@ def client_for(sim: AirudderSimulator, **settings: Any) -> AirudderClient:
 
 def token_for(sim: AirudderSimulator) -> str:
     answer = requests.post(
-        sim.url + DEFAULT_PATHS["auth"], json={"APPKey": APP_KEY, "APPSecret": APP_SECRET}, timeout=5
+        sim.url + DEFAULT_PATHS["auth"], json={"APPKey": APP_KEY, "APPSecret": APP_SECRET}, timeout=HTTP_TIMEOUT
     ).json()
     assert answer["code"] == 200 and answer["status"] == "OK"
     return str(answer["data"]["token"])
@@ -102,16 +106,31 @@ class Hit:
         return (self.path, self.call_id, state)
 
 
-# policy(hit, attempt number of this delivery) -> (HTTP status, seconds to stall before answering)
-Policy = Callable[[Hit, int], tuple[int, float]]
+# What the receiver does with one attempt: answer with an HTTP status; "late": answer only once the
+# pusher has given up waiting (it closed the connection), so "too slow" never depends on the machine's
+# speed; "reset": close the connection with a TCP reset instead of answering.
+Answer = int | Literal["late", "reset"]
+# policy(hit, attempt number of this delivery) -> what to do
+Policy = Callable[[Hit, int], Answer]
+NO_BODY = (204, 304)
+# Far beyond any stall of a busy machine: bounds a test that hangs, never decides an outcome.
+PATIENCE = 60.0
+
+
+class _ReceiverServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # socketserver's default (5) overflows when many senders connect at once
 
 
 class Receiver:
+    """Counts per delivery the attempts it read, and every connection it accepted (one per attempt)."""
+
     def __init__(self, policy: Policy | None = None) -> None:
-        self.policy: Policy = policy or (lambda _hit, _n: (200, 0.0))
+        self.policy: Policy = policy or (lambda _hit, _n: 200)
         self.hits: list[Hit] = []
         self.lock = threading.Lock()
         self.attempts: Counter[tuple[str, str, str]] = Counter()
+        self.connections = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -121,6 +140,11 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                with receiver.lock:
+                    receiver.connections += 1
+
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 split = urlsplit(self.path)
@@ -129,19 +153,30 @@ class Receiver:
                     receiver.hits.append(hit)
                     receiver.attempts[hit.key] += 1
                     n = receiver.attempts[hit.key]
-                status, stall = receiver.policy(hit, n)
-                if stall:
-                    time.sleep(stall)
+                answer = receiver.policy(hit, n)
+                if answer == "reset":
+                    self.close_connection = True
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    return
+                if answer == "late":
+                    # The pusher sends nothing more: readable means it closed the connection (timed out).
+                    select.select([self.connection], [], [], PATIENCE)
+                    self.close_connection = True
+                    return
+                assert isinstance(answer, int)
                 try:
-                    self.send_response(status)
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"{}")
+                    self.send_response(answer)
+                    if answer in NO_BODY:  # no body allowed: bytes after it would poison the connection
+                        self.end_headers()
+                    else:
+                        self.send_header("Content-Length", "2")
+                        self.end_headers()
+                        self.wfile.write(b"{}")
                 except OSError:
                     self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _ReceiverServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -222,38 +257,52 @@ def test_the_team_sample_keys_are_all_produced() -> None:
 
 
 def test_auth_checks_credentials_and_token_header(sim: AirudderSimulator) -> None:
-    wrong = requests.post(sim.url + DEFAULT_PATHS["auth"], json={"APPKey": APP_KEY, "APPSecret": "x"}, timeout=5)
+    wrong = requests.post(
+        sim.url + DEFAULT_PATHS["auth"], json={"APPKey": APP_KEY, "APPSecret": "x"}, timeout=HTTP_TIMEOUT
+    )
     assert wrong.status_code == 401 and wrong.json()["code"] == 10302
     token = token_for(sim)
     url = sim.url + DEFAULT_PATHS["workflow_list"]
-    assert requests.get(url, headers={"Authorization": f"Token {token}"}, timeout=5).json()["code"] == 200
-    assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 401
-    assert requests.get(url, timeout=5).status_code == 401
+    assert requests.get(url, headers={"Authorization": f"Token {token}"}, timeout=HTTP_TIMEOUT).json()["code"] == 200
+    assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT).status_code == 401
+    assert requests.get(url, timeout=HTTP_TIMEOUT).status_code == 401
     sim.expire_tokens()
-    assert requests.get(url, headers={"Authorization": f"Token {token}"}, timeout=5).status_code == 401
+    assert requests.get(url, headers={"Authorization": f"Token {token}"}, timeout=HTTP_TIMEOUT).status_code == 401
 
 
 def test_short_token_ttl() -> None:
-    with AirudderSimulator(app_key=APP_KEY, app_secret=APP_SECRET, token_ttl=0.2) as sim:
+    now = [1000.0]  # the simulator's clock, moved by the test: expiry never depends on the machine's speed
+    with AirudderSimulator(app_key=APP_KEY, app_secret=APP_SECRET, token_ttl=60, clock=lambda: now[0]) as sim:
         token = token_for(sim)
         url = sim.url + DEFAULT_PATHS["workflow_list"]
         headers = {"Authorization": f"Token {token}"}
-        assert requests.get(url, headers=headers, timeout=5).status_code == 200
-        time.sleep(0.3)
-        assert requests.get(url, headers=headers, timeout=5).status_code == 401
+        now[0] += 59
+        assert requests.get(url, headers=headers, timeout=HTTP_TIMEOUT).status_code == 200
+        now[0] += 1  # the token's 60 s are over
+        assert requests.get(url, headers=headers, timeout=HTTP_TIMEOUT).status_code == 401
 
 
 def test_methods_paths_and_bad_requests(sim: AirudderSimulator) -> None:
     headers = {"Authorization": f"Token {token_for(sim)}"}
     assert (
-        requests.post(sim.url + DEFAULT_PATHS["workflow_list"], json={}, headers=headers, timeout=5).status_code == 405
+        requests.post(
+            sim.url + DEFAULT_PATHS["workflow_list"], json={}, headers=headers, timeout=HTTP_TIMEOUT
+        ).status_code
+        == 405
     )
-    assert requests.get(sim.url + DEFAULT_PATHS["task_detail"], headers=headers, timeout=5).status_code == 405
-    assert requests.get(sim.url + "/service/cloud/nothing", headers=headers, timeout=5).status_code == 404
-    missing = requests.post(sim.url + DEFAULT_PATHS["outbound_task_list"], json={}, headers=headers, timeout=5)
+    assert (
+        requests.get(sim.url + DEFAULT_PATHS["task_detail"], headers=headers, timeout=HTTP_TIMEOUT).status_code == 405
+    )
+    assert requests.get(sim.url + "/service/cloud/nothing", headers=headers, timeout=HTTP_TIMEOUT).status_code == 404
+    missing = requests.post(
+        sim.url + DEFAULT_PATHS["outbound_task_list"], json={}, headers=headers, timeout=HTTP_TIMEOUT
+    )
     assert missing.status_code == 400
     bad_time = requests.get(
-        sim.url + DEFAULT_PATHS["workflow_list"], params={"start_time": "yesterday"}, headers=headers, timeout=5
+        sim.url + DEFAULT_PATHS["workflow_list"],
+        params={"start_time": "yesterday"},
+        headers=headers,
+        timeout=HTTP_TIMEOUT,
     )
     assert bad_time.status_code == 400
 
@@ -267,7 +316,7 @@ def test_paging_answer_shape(sim: AirudderSimulator) -> None:
             sim.url + DEFAULT_PATHS["task_detail"],
             json={"task_id": task_id, "page": page, "page_size": 4},
             headers=headers,
-            timeout=5,
+            timeout=HTTP_TIMEOUT,
         ).json()
         assert answer["code"] == 200 and answer["data"]["total"] == 6
         assert (answer["data"]["page"], answer["data"]["page_size"]) == (page, 4)
@@ -279,7 +328,7 @@ def test_recordings_are_streamed_wav_of_the_configured_size(sim: AirudderSimulat
     answered = next(c for c in sim.dataset.calls() if c.answered)
     link = sim.call_record(answered)["recLink"]
     assert link.startswith(sim.url + "/recordings/")
-    with requests.get(link, stream=True, timeout=5) as response:
+    with requests.get(link, stream=True, timeout=HTTP_TIMEOUT) as response:
         assert response.status_code == 200
         assert response.headers["Content-Type"] == "audio/wav"
         assert int(response.headers["Content-Length"]) == 200_000
@@ -287,9 +336,9 @@ def test_recordings_are_streamed_wav_of_the_configured_size(sim: AirudderSimulat
     data = b"".join(chunks)
     assert len(chunks) > 1 and len(data) == 200_000
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE" and data[36:40] == b"data"
-    assert requests.get(link, timeout=5).content == data  # same bytes every time
+    assert requests.get(link, timeout=HTTP_TIMEOUT).content == data  # same bytes every time
     unanswered = next(c for c in sim.dataset.calls() if not c.answered)
-    assert requests.get(f"{sim.url}/recordings/{unanswered.call_id}.wav", timeout=5).status_code == 404
+    assert requests.get(f"{sim.url}/recordings/{unanswered.call_id}.wav", timeout=HTTP_TIMEOUT).status_code == 404
 
 
 def test_faults_apply_in_order_then_answers_are_normal(sim: AirudderSimulator) -> None:
@@ -303,15 +352,15 @@ def test_faults_apply_in_order_then_answers_are_normal(sim: AirudderSimulator) -
         Fault.slow(0.3),
         Fault.error_code(10705),
     )
-    statuses = [requests.get(url, params=params, headers=headers, timeout=5) for _ in range(3)]
+    statuses = [requests.get(url, params=params, headers=headers, timeout=HTTP_TIMEOUT) for _ in range(3)]
     assert [r.status_code for r in statuses] == [500, 500, 429]
     assert statuses[2].headers["Retry-After"] == "2.5" and statuses[2].json()["code"] == 10705
     started = time.monotonic()
-    slow = requests.get(url, params=params, headers=headers, timeout=5)
+    slow = requests.get(url, params=params, headers=headers, timeout=HTTP_TIMEOUT)
     assert slow.status_code == 200 and time.monotonic() - started >= 0.3
-    coded = requests.get(url, params=params, headers=headers, timeout=5)
+    coded = requests.get(url, params=params, headers=headers, timeout=HTTP_TIMEOUT)
     assert coded.status_code == 200 and coded.json()["code"] == 10705
-    assert requests.get(url, params=params, headers=headers, timeout=5).json()["code"] == 200
+    assert requests.get(url, params=params, headers=headers, timeout=HTTP_TIMEOUT).json()["code"] == 200
     assert sim.faults.pending() == 0
     with pytest.raises(ValueError):
         sim.inject("no_such_endpoint", Fault.server_error())
@@ -360,6 +409,7 @@ def test_pusher_delivers_each_webhook_once_with_token_and_headers(sim: AirudderS
     assert report.planned == report.delivered == report.attempts == len(calls) + len(pds_calls)
     assert (report.retried, report.dropped, report.skipped) == (0, 0, 0)
     assert report.delivered_call_ids == {c.call_id for c in calls}
+    assert receiver.connections == report.attempts  # one connection per attempt
     paths = Counter(h.path for h in receiver.hits)
     assert paths == {"/webhooks/workflow/call": len(calls), "/webhooks/workflow/dialer": len(pds_calls)}
     for hit in receiver.hits:
@@ -376,23 +426,25 @@ def test_pusher_delivers_each_webhook_once_with_token_and_headers(sim: AirudderS
 
 def test_pusher_retry_rule_retries_failed_and_slow_deliveries(sim: AirudderSimulator) -> None:
     calls = sim.dataset.calls()[:6]
-    timeout = 0.3
 
-    def policy(hit: Hit, attempt: int) -> tuple[int, float]:
+    def policy(hit: Hit, attempt: int) -> Answer:
         if attempt == 1:
-            return 503, 0.0
+            return 503
         if attempt == 2:
-            return 200, timeout + 0.2  # answered too late: counts as failed
-        return 200, 0.0
+            return "late"  # answered only after the pusher gave up: counts as failed
+        return 200
 
+    # The timeout is generous, so that prompt answers are in time even on a busy machine; the late
+    # answer waits for the pusher to give up, so it is too late whatever the timeout. One sender per
+    # call: the six timeouts run out together.
     with Receiver(policy) as receiver:
         report = sim.push_webhooks(
-            receiver.url, calls=calls, kinds=["call"], retry_delay=0.05, timeout=timeout, concurrency=3
+            receiver.url, calls=calls, kinds=["call"], retry_delay=0.05, timeout=5.0, concurrency=6
         )
     assert report.delivered == 6 and report.dropped == 0
     assert report.attempts == 18 and report.retried == 12
     assert report.outcomes == {"503": 6, "timeout": 6, "200": 6}
-    assert set(receiver.attempts.values()) == {3}
+    assert set(receiver.attempts.values()) == {3} and receiver.connections == 18
     # Retries wait retry_delay after the failed attempt.
     times: dict[str, list[float]] = defaultdict(list)
     for hit in receiver.hits:
@@ -405,10 +457,10 @@ def test_pusher_gives_up_after_five_tries(sim: AirudderSimulator) -> None:
     calls = sim.dataset.calls()[:8]
     doomed = {calls[1].call_id, calls[4].call_id}
 
-    def policy(hit: Hit, attempt: int) -> tuple[int, float]:
+    def policy(hit: Hit, attempt: int) -> Answer:
         if hit.call_id in doomed:
-            return 500, 0.0
-        return (502, 0.0) if attempt == 1 else (204, 0.0)
+            return 500
+        return 502 if attempt == 1 else 204
 
     with Receiver(policy) as receiver:
         report = sim.push_webhooks(receiver.url, calls=calls, kinds=["call"], retry_delay=0.02, concurrency=4)
@@ -417,6 +469,25 @@ def test_pusher_gives_up_after_five_tries(sim: AirudderSimulator) -> None:
     assert report.attempts == 2 * 5 + 6 * 2 and report.retried == 2 * 4 + 6
     for key, n in receiver.attempts.items():
         assert n == (5 if key[1] in doomed else 2)
+    assert receiver.connections == report.attempts
+
+
+def test_pusher_counts_a_reset_or_refused_connection_as_an_attempt(sim: AirudderSimulator) -> None:
+    # An attempt is a POST the pusher started: a reset ends it like a 5xx does, and it is one of the five.
+    calls = sim.dataset.calls()[:4]
+    with Receiver(lambda _hit, attempt: "reset" if attempt <= 2 else 200) as receiver:
+        report = sim.push_webhooks(receiver.url, calls=calls, kinds=["call"], retry_delay=0.01, concurrency=2)
+    assert report.delivered == 4 and report.dropped == 0
+    assert report.outcomes == {"error": 8, "200": 4} and report.attempts == 12 and report.retried == 8
+    assert set(receiver.attempts.values()) == {3} and receiver.connections == 12
+
+    # A port that is bound but not listening refuses every connection: five attempts, then dropped.
+    with socket.socket() as closed_port:
+        closed_port.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed_port.getsockname()[1]}"
+        refused = sim.push_webhooks(url, calls=calls[:1], kinds=["call"], retry_delay=0.01)
+    assert (refused.attempts, refused.retried, refused.dropped, refused.delivered) == (5, 4, 1, 0)
+    assert refused.outcomes == {"error": 5}
 
 
 def test_pusher_drops_on_purpose(sim: AirudderSimulator) -> None:
@@ -473,7 +544,7 @@ def test_command_line_help_and_push() -> None:
         [sys.executable, "-m", "tools.simulator", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=30
     )
     assert help_out.returncode == 0 and "push" in help_out.stdout and "serve" in help_out.stdout
-    with Receiver(lambda _h, n: (500, 0.0) if n == 1 else (200, 0.0)) as receiver:
+    with Receiver(lambda _h, n: 500 if n == 1 else 200) as receiver:
         out = subprocess.run(
             [
                 sys.executable, "-m", "tools.simulator", "push", "--target", receiver.url, "--token", "secret-token",

@@ -207,17 +207,19 @@ def test_a_run_stopped_by_its_time_budget_resumes_without_gaps_or_duplicates(sta
 def test_overlapping_runs_do_not_double_the_work(stack: LocalStack) -> None:
     with simulator(workflows=2, calls_per_workflow=8) as sim:
         rig = SyncRig(stack, sim, "lease")
-        sim.inject("task_detail", Fault.slow(1.0))  # keeps the first run busy for a second
+        busy = Fault.hold()  # the first run stays inside the API, holding its lease, until released
+        sim.inject("task_detail", busy)
         results: dict[str, object] = {}
         first = threading.Thread(target=lambda: results.update(first=rig.run()))
         first.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not (rig.store.get_sync_state("lease") or {}).get("lease_owner"):
-            time.sleep(0.02)
-
-        second_engine = rig.engine()
-        second = rig.run(second_engine)
-        first.join(timeout=60)
+        try:
+            assert busy.arrived.wait(timeout=120), "the first run never reached the API"
+            assert (rig.store.get_sync_state("lease") or {}).get("lease_owner")
+            second_engine = rig.engine()
+            second = rig.run(second_engine)
+        finally:
+            busy.release.set()
+            first.join(timeout=120)
 
         assert second.status == "lease_busy" and second.fetched == 0 and second.api_calls == 0
         done = results["first"]

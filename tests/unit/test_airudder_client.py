@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -284,10 +285,12 @@ def test_auth_endpoint_is_retried_too(harness: Harness, sim: AirudderSimulator) 
 
 
 def test_timeout_is_retried(sim: AirudderSimulator) -> None:
-    harness = Harness(sim, read_timeout=0.2)
+    # A generous read timeout, so that prompt answers are in time on a busy machine; the held answer
+    # waits for the client to hang up, so it times out whatever the timeout.
+    harness = Harness(sim, read_timeout=5.0)
     client = harness.client()
     client.token()
-    sim.inject("call_info", Fault.slow(1.0))
+    sim.inject("call_info", Fault.hold())
     call = sim.dataset.calls()[0]
     assert client.call_info(call.call_id)["call_id"] == call.call_id
     assert client.counter.by_outcome["timeout"] == 1
@@ -295,12 +298,15 @@ def test_timeout_is_retried(sim: AirudderSimulator) -> None:
 
 
 def test_connection_errors_are_retried_then_reported(sim: AirudderSimulator) -> None:
-    with AirudderSimulator() as gone:
-        dead_url = gone.url
-    harness = Harness(sim, max_retries=2)
-    harness.settings = AirudderApiSettings(base_url=dead_url, max_retries=2, connect_timeout=0.5)
-    with pytest.raises(AirudderApiError) as caught:
-        harness.client().token()
+    # A port bound here but not listening refuses every connection; a port just released could be taken
+    # by another process before the client tries it.
+    with socket.socket() as closed_port:
+        closed_port.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{closed_port.getsockname()[1]}"
+        harness = Harness(sim, max_retries=2)
+        harness.settings = AirudderApiSettings(base_url=dead_url, max_retries=2, connect_timeout=5.0)
+        with pytest.raises(AirudderApiError) as caught:
+            harness.client().token()
     assert (caught.value.endpoint, caught.value.http_status, caught.value.retryable) == ("auth", None, True)
     assert len(harness.sleeps) == 2
 

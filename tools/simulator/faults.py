@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ENDPOINTS: tuple[str, ...] = (
     "auth",
@@ -27,7 +27,10 @@ class Fault:
     """kind: "status" (answer `status` with an error body), "rate_limit" (429 + Retry-After),
     "delay" (wait `delay` seconds, then answer normally), "expire_tokens" (expire every token
     now, so the request and all later ones get 401 until the client authenticates again),
-    "unauthorized" (401 whatever the token), "code" (HTTP 200 whose body `code` is `code`)."""
+    "unauthorized" (401 whatever the token), "code" (HTTP 200 whose body `code` is `code`),
+    "hold" (set `arrived`, wait until `release` is set or the client hangs up, then answer normally:
+    a test decides when the request ends, or makes a client time out whatever its timeout, instead of
+    guessing how long "busy" or "too slow" must last on a loaded machine)."""
 
     kind: str
     status: int = 500
@@ -36,6 +39,8 @@ class Fault:
     retry_after: float | None = None
     delay: float = 0.0
     times: int = 1
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def server_error(cls, status: int = 503, times: int = 1) -> Fault:
@@ -55,6 +60,11 @@ class Fault:
     @classmethod
     def slow(cls, seconds: float, times: int = 1) -> Fault:
         return cls("delay", delay=seconds, times=times)
+
+    @classmethod
+    def hold(cls, times: int = 1) -> Fault:
+        """Held until `release.set()` or the client hangs up; `arrived` is set when a request reaches it."""
+        return cls("hold", times=times)
 
     @classmethod
     def expire_tokens(cls) -> Fault:

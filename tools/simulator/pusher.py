@@ -4,6 +4,12 @@ AIRUDDER (documented for the dialer webhooks): a delivery that answers abnormall
 after 1 minute, at most 5 tries in total, then dropped. Here "abnormal" is anything but a 2xx
 within `timeout` seconds; `retry_delay` (default 60 s) can be scaled down for tests.
 
+An attempt is one POST the pusher starts, on a connection of its own (a retry a minute later would
+not find a kept-alive connection either): whatever ends it - an answer, a timeout, a reset or a
+refused connection - it is one of the five tries. A receiver therefore sees one connection per
+attempt, and an attempt it did not answer (reset, refused) still counts; no pooled connection can
+go stale between tries and turn into an attempt the receiver never saw.
+
 Which webhooks a call produces (`kinds`):
 - "call":   one call-completion body per call, POSTed to <base><call_path>;
 - "dialer": for calls on predictive-dialer ("pds") nodes, ContactStatus bodies POSTed to
@@ -14,7 +20,9 @@ With a `token`, `?token=<token>` is added to both URLs.
 Dropping on purpose (never sent, counted as `skipped`): every `drop_every`-th unit, or each unit
 with probability `drop_fraction` (seeded by `drop_seed`); a unit is one delivery, or with
 `drop_scope="call"` all the deliveries of one call. Work is spread over `concurrency` threads; the
-run ends by itself once every delivery is delivered, dropped or skipped.
+run ends by itself once every delivery is delivered, dropped or skipped. `on_attempt(delivery,
+attempt number, outcome)` is called after each attempt, one call at a time: a test acts on what
+happened (cut AWS after the n-th delivery, say) instead of on how long it took.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -52,7 +60,7 @@ class Delivery:
 @dataclass
 class PushReport:
     planned: int = 0  # deliveries built (skipped ones included)
-    attempts: int = 0  # HTTP POSTs made
+    attempts: int = 0  # HTTP POSTs started, one connection each (reset and refused ones included)
     delivered: int = 0  # deliveries that got a 2xx in time
     retried: int = 0  # POSTs that were retries
     dropped: int = 0  # deliveries given up after max_tries
@@ -60,7 +68,8 @@ class PushReport:
     delivered_call_ids: set[str] = field(default_factory=set)
     dropped_call_ids: set[str] = field(default_factory=set)
     skipped_call_ids: set[str] = field(default_factory=set)
-    outcomes: Counter[str] = field(default_factory=Counter)  # "200", "500", "timeout", "error"
+    # "200", "500", "timeout", "error" (reset, refused, or a broken answer)
+    outcomes: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -98,6 +107,7 @@ class WebhookPusher:
         drop_seed: int = 0,
         drop_scope: str = "delivery",
         user_agent: str = "Airudder",
+        on_attempt: Callable[[Delivery, int, str], None] | None = None,
     ) -> None:
         unknown = set(kinds) - set(KINDS)
         if unknown:
@@ -121,7 +131,9 @@ class WebhookPusher:
         self.drop_fraction = drop_fraction
         self.drop_seed = drop_seed
         self.drop_scope = drop_scope
-        self.headers = {"Content-Type": "application/json", "User-Agent": user_agent}
+        self.on_attempt = on_attempt
+        # One connection per attempt: the receiver closes it after its answer.
+        self.headers = {"Content-Type": "application/json", "User-Agent": user_agent, "Connection": "close"}
 
     # --- planning ------------------------------------------------------------------------------------
 
@@ -181,40 +193,38 @@ class WebhookPusher:
         state = {"open": len(plan) - len(skip)}  # deliveries not yet finished
 
         def worker() -> None:
-            session = requests.Session()
-            try:
-                while True:
-                    with cond:
-                        while True:
-                            if state["open"] == 0:
-                                cond.notify_all()
-                                return
-                            now = time.monotonic()
-                            if heap and heap[0][0] <= now:
-                                _, seq, attempt = heapq.heappop(heap)
-                                break
-                            # Nothing due: wait for the next due time, or for another worker's news.
-                            cond.wait(timeout=min(heap[0][0] - now, 1.0) if heap else 1.0)
-                    delivery = plan[seq]
-                    outcome = self._send(session, delivery)
-                    with cond:
-                        report.attempts += 1
-                        report.outcomes[outcome] += 1
-                        if attempt > 1:
-                            report.retried += 1
-                        if outcome.startswith("2"):
-                            report.delivered += 1
-                            report.delivered_call_ids.add(delivery.call_id)
-                            state["open"] -= 1
-                        elif attempt < self.max_tries:
-                            heapq.heappush(heap, (time.monotonic() + self.retry_delay, seq, attempt + 1))
-                        else:
-                            report.dropped += 1
-                            report.dropped_call_ids.add(delivery.call_id)
-                            state["open"] -= 1
-                        cond.notify_all()
-            finally:
-                session.close()
+            while True:
+                with cond:
+                    while True:
+                        if state["open"] == 0:
+                            cond.notify_all()
+                            return
+                        now = time.monotonic()
+                        if heap and heap[0][0] <= now:
+                            _, seq, attempt = heapq.heappop(heap)
+                            break
+                        # Nothing due: wait for the next due time, or for another worker's news.
+                        cond.wait(timeout=min(heap[0][0] - now, 1.0) if heap else 1.0)
+                delivery = plan[seq]
+                outcome = self._send(delivery)
+                with cond:
+                    report.attempts += 1
+                    report.outcomes[outcome] += 1
+                    if attempt > 1:
+                        report.retried += 1
+                    if outcome.startswith("2"):
+                        report.delivered += 1
+                        report.delivered_call_ids.add(delivery.call_id)
+                        state["open"] -= 1
+                    elif attempt < self.max_tries:
+                        heapq.heappush(heap, (time.monotonic() + self.retry_delay, seq, attempt + 1))
+                    else:
+                        report.dropped += 1
+                        report.dropped_call_ids.add(delivery.call_id)
+                        state["open"] -= 1
+                    if self.on_attempt is not None:
+                        self.on_attempt(delivery, attempt, outcome)
+                    cond.notify_all()
 
         threads = [
             threading.Thread(target=worker, name=f"webhook-pusher-{i}", daemon=True)
@@ -227,14 +237,16 @@ class WebhookPusher:
         report.seconds = time.monotonic() - started
         return report
 
-    def _send(self, session: requests.Session, delivery: Delivery) -> str:
+    def _send(self, delivery: Delivery) -> str:
+        """One attempt, on a fresh connection that is closed when the attempt ends."""
         try:
-            response = session.post(
-                delivery.url, data=json.dumps(delivery.body), headers=self.headers, timeout=self.timeout
-            )
+            with requests.Session() as session:
+                response = session.post(
+                    delivery.url, data=json.dumps(delivery.body), headers=self.headers, timeout=self.timeout
+                )
+                response.close()
         except requests.Timeout:
             return "timeout"
         except requests.RequestException:
             return "error"
-        response.close()
         return str(response.status_code)

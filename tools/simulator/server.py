@@ -20,6 +20,8 @@ import base64
 import json
 import os
 import re
+import select
+import socket
 import threading
 import time
 from collections import Counter
@@ -79,6 +81,20 @@ class RequestRecord:
     fault: str | None = None
 
 
+def _hung_up(connection: socket.socket) -> bool:
+    """The client closed its end (or reset it) while waiting for our answer: it sends nothing else."""
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+class _SimulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # socketserver's default (5) overflows when many clients connect at once
+
+
 class AirudderSimulator:
     """The simulated tenant; a context manager that serves on a local port (0: any free one)."""
 
@@ -133,8 +149,7 @@ class AirudderSimulator:
 
     def start(self) -> AirudderSimulator:
         handler = type("_BoundHandler", (_Handler,), {"sim": self})
-        server = ThreadingHTTPServer((self.host, self.port), handler)
-        server.daemon_threads = True
+        server = _SimulatorServer((self.host, self.port), handler)
         self._server = server
         self.port = server.server_address[1]
         self._stopping.clear()
@@ -242,6 +257,12 @@ class AirudderSimulator:
 
     def _wait(self, seconds: float) -> None:
         self._stopping.wait(seconds)
+
+    def _hold(self, release: threading.Event, connection: socket.socket) -> None:
+        """Until the test releases the request, the client hangs up (it timed out), or the simulator stops."""
+        while not release.wait(0.05) and not self._stopping.is_set():
+            if _hung_up(connection):
+                return
 
     def _answer(self, endpoint: str, params: dict[str, Any]) -> Any:
         """`data` of a successful answer; raises ApiError otherwise."""
@@ -360,6 +381,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             if fault.kind == "delay":
                 self.sim._wait(fault.delay)
+            elif fault.kind == "hold":
+                fault.arrived.set()
+                self.sim._hold(fault.release, self.connection)
             elif fault.kind == "expire_tokens":
                 self.sim.expire_tokens()
             else:
