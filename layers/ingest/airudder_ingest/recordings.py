@@ -777,17 +777,8 @@ class _WatchedHTTPConnection(HTTPConnection):
         return super().getresponse()
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    __doc__ = _WatchedHTTPConnection.__doc__
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _watch(sock)
-        return sock
-
-    def getresponse(self) -> Any:
-        _watch(self.sock)
-        return super().getresponse()
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    """The same over TLS (the MRO puts HTTPSConnection's _new_conn and getresponse under ours)."""
 
 
 class _WatchedHTTPConnectionPool(HTTPConnectionPool):
