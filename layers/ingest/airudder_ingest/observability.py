@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.exceptions import OrphanedChildLoggerError
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 logger = Logger(child=True)
 
@@ -48,7 +49,10 @@ def outcome_of(answer: Mapping[str, Any]) -> str:
 
 def record_delivery(event: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
     """One `Deliveries` data point with the dimensions family and outcome (its own EMF line, so the
-    service-level metrics and their alarms keep their one dimension)."""
+    service-level metrics and their alarms keep their one dimension). single_metric prints its line at
+    once and does not heed POWERTOOLS_METRICS_DISABLED (which `make demo` sets): checked here."""
+    if is_metrics_disabled():
+        return
     with single_metric(name=DELIVERY_METRIC, unit=MetricUnit.Count, value=1) as metric:
         metric.add_dimension(name="family", value=family_of(event.get("rawPath")))
         metric.add_dimension(name="outcome", value=outcome_of(answer))

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import aws
@@ -318,8 +319,8 @@ def failure_site(exc: BaseException) -> str:
 def _count_unreadable(webhook_type: str) -> None:
     """One `Unreadable` data point with the webhook type as a dimension (plus the service). A metric
     of its own (EMF line printed now), so that the function's other metrics keep their dimensions."""
-    if not metrics.namespace:
-        return  # outside Lambda (tests, the CLI's replay): no namespace, nothing to publish
+    if not metrics.namespace or is_metrics_disabled():
+        return  # outside Lambda (tests, the CLI's replay): no namespace, nothing to publish; or turned off
     with single_metric(
         name="Unreadable",
         unit=MetricUnit.Count,
