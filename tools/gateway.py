@@ -4,6 +4,9 @@ Routes come from template.yaml only: every ``HttpApi`` event of every ``AWS::Ser
 Matching follows API Gateway: the most specific route wins (a literal segment beats ``{param}``, which
 beats greedy ``{proxy+}``), the method must match (``ANY`` matches every method, a named method beats
 it), ``$default`` takes what nothing else matched, and no match is ``404 {"message":"Not Found"}``.
+Each route's throttle (its ``RouteSettings``, else the API's ``DefaultRouteSettings``) is applied as API
+Gateway applies it, a token bucket per route: over it, ``429 {"message":"Too Many Requests"}`` before any
+function runs. The account-level quota is not emulated.
 
 Handlers are imported by file path (CodeUri + Handler) with the code directories and the layers'
 ContentUri directories on ``sys.path``; functions sharing CodeUri + Handler share one module object,
@@ -16,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import calendar
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -47,6 +51,55 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 NOT_FOUND = (404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
 TOO_LARGE = (413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
 INTERNAL_ERROR = (500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+TOO_MANY_REQUESTS = (429, {"content-type": "application/json"}, b'{"message":"Too Many Requests"}')
+
+
+# ---------------------------------------------------------------------------------------------- throttles
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """A route's throttle: ``burst`` requests at once, refilled at ``rate`` requests per second."""
+
+    rate: float
+    burst: int
+
+
+class TokenBucket:
+    """API Gateway's throttle: starts full (``burst`` tokens) and refills ``rate`` tokens a second, never
+    above ``burst``; each request takes a token, and a request that finds none is refused."""
+
+    def __init__(self, throttle: Throttle, clock: Callable[[], float] = time.monotonic) -> None:
+        self.throttle = throttle
+        self._clock = clock
+        self._tokens = float(throttle.burst)
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """True if the request may pass (a token taken), False if it is throttled."""
+        with self._lock:
+            now = self._clock()
+            refill = max(0.0, now - self._last) * self.throttle.rate
+            self._tokens = min(float(self.throttle.burst), self._tokens + refill)
+            self._last = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
+def _throttle_of(*settings: Any) -> Throttle | None:
+    """The throttle of the first settings (most specific first) that give each limit; None if one is missing."""
+    found: dict[str, Any] = {}
+    for setting in settings:
+        if isinstance(setting, Mapping):
+            for name in ("ThrottlingRateLimit", "ThrottlingBurstLimit"):
+                if name not in found and setting.get(name) is not None:
+                    found[name] = setting[name]
+    if len(found) < 2:
+        return None
+    return Throttle(rate=float(found["ThrottlingRateLimit"]), burst=int(found["ThrottlingBurstLimit"]))
 
 
 # ---------------------------------------------------------------------------------------------- routes
@@ -60,6 +113,7 @@ class Route:
     api_id: str = IMPLICIT_HTTP_API  # logical id of the HttpApi
     event_name: str = ""
     payload_format: str = "2.0"
+    throttle: Throttle | None = None  # None: not throttled
 
     @property
     def route_key(self) -> str:
@@ -128,8 +182,18 @@ def _api_logical_id(value: Any) -> str:
     raise cfn.TemplateError(f"HttpApi event ApiId must be a !Ref to an HttpApi, got {value!r}")
 
 
+def _api_properties(template: Mapping[str, Any], api_id: str) -> Mapping[str, Any]:
+    """Properties of the HttpApi ``api_id``; for SAM's implicit API, the Globals' HttpApi section."""
+    resource = (template.get("Resources") or {}).get(api_id)
+    if resource is not None:
+        return resource.get("Properties") or {}
+    return (template.get("Globals") or {}).get("HttpApi") or {} if api_id == IMPLICIT_HTTP_API else {}
+
+
 def load_routes(template: Mapping[str, Any], resolver: cfn.Resolver | None = None) -> list[Route]:
-    """Every HttpApi event of the (enabled) serverless functions, in template order."""
+    """Every HttpApi event of the (enabled) serverless functions, in template order, each with its throttle:
+    per limit, the event's RouteSettings, else the API's RouteSettings for the route key, else the API's
+    DefaultRouteSettings (intrinsics resolved with the resolver's parameters)."""
     resolver = resolver or cfn.Resolver(template)
     routes: list[Route] = []
     seen: dict[tuple[str, str], str] = {}
@@ -150,7 +214,15 @@ def load_routes(template: Mapping[str, Any], resolver: cfn.Resolver | None = Non
             if method in ("X-AMAZON-APIGATEWAY-ANY-METHOD", "*"):
                 method = "ANY"
             payload = str(resolver.resolve(props.get("PayloadFormatVersion", "2.0")))
-            route = Route(method, str(path), logical_id, _api_logical_id(props.get("ApiId")), event_name, payload)
+            api_id = _api_logical_id(props.get("ApiId"))
+            route = Route(method, str(path), logical_id, api_id, event_name, payload)
+            api = _api_properties(template, api_id)
+            throttle = _throttle_of(
+                resolver.resolve(props.get("RouteSettings")),
+                resolver.resolve((api.get("RouteSettings") or {}).get(route.route_key)),
+                resolver.resolve(api.get("DefaultRouteSettings")),
+            )
+            route = dataclasses.replace(route, throttle=throttle)
             key = (route.api_id, route.route_key)
             if key in seen:
                 raise cfn.TemplateError(f"route {route.route_key} declared by both {seen[key]} and {logical_id}")
@@ -692,8 +764,14 @@ class GatewayResponse:
     cookies: list[str] = field(default_factory=list)
 
 
+def _fixed(answer: tuple[int, dict[str, str], bytes]) -> GatewayResponse:
+    """One of API Gateway's own answers (a copy: the request id is added to its headers)."""
+    status, headers, body = answer
+    return GatewayResponse(status, dict(headers), body)
+
+
 class Gateway:
-    """Routes of the template served on a ThreadingHTTPServer."""
+    """Routes of the template served on a ThreadingHTTPServer, each route throttled by its own bucket."""
 
     def __init__(
         self,
@@ -704,8 +782,10 @@ class Gateway:
         port: int = 0,
         api_ids: Mapping[str, str] | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.routes = routes
+        self.buckets = {route: TokenBucket(route.throttle, clock) for route in routes if route.throttle is not None}
         self.functions = functions
         self.api_ids = dict(api_ids or {})
         self.max_body_bytes = max_body_bytes
@@ -747,12 +827,16 @@ class Gateway:
         path = split.path or "/"
         found = match_route(self.routes, method, path)
         if found is None:
-            response = GatewayResponse(*NOT_FOUND[:2], NOT_FOUND[2])
+            response = _fixed(NOT_FOUND)
             route_key = "-"
         else:
             route = found[0]
             route_key = route.route_key
-            response = self._invoke(route, method, path, split.query, headers, body, source_ip, request_id)
+            bucket = self.buckets.get(route)
+            if bucket is not None and not bucket.take():  # as API Gateway: before any function runs
+                response = _fixed(TOO_MANY_REQUESTS)
+            else:
+                response = self._invoke(route, method, path, split.query, headers, body, source_ip, request_id)
         response.headers["apigw-requestid"] = request_id
         # Access log without query string or body: the query carries the webhook token.
         log.info(
@@ -798,16 +882,16 @@ class Gateway:
             result = self.functions.invoke(route.function_id, event)
         except Exception:
             log.error("%s %s raised:\n%s", route.function_id, request_id, traceback.format_exc())
-            return GatewayResponse(*INTERNAL_ERROR[:2], INTERNAL_ERROR[2])
+            return _fixed(INTERNAL_ERROR)
         elapsed = time.monotonic() - started
         if elapsed > time_limit:
             log.error("%s %s: Task timed out after %.2f seconds", route.function_id, request_id, time_limit)
-            return GatewayResponse(*INTERNAL_ERROR[:2], INTERNAL_ERROR[2])
+            return _fixed(INTERNAL_ERROR)
         try:
             status, response_headers, cookies, response_body = http_response(result)
         except ValueError as error:
             log.error("%s %s: malformed Lambda proxy response: %s", route.function_id, request_id, error)
-            return GatewayResponse(*INTERNAL_ERROR[:2], INTERNAL_ERROR[2])
+            return _fixed(INTERNAL_ERROR)
         return GatewayResponse(status, response_headers, response_body, cookies)
 
 
@@ -872,7 +956,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
         gateway = self.server.gateway
         body = self._read_body(gateway.max_body_bytes)
         if body is None:
-            response = GatewayResponse(*TOO_LARGE[:2], TOO_LARGE[2])
+            response = _fixed(TOO_LARGE)
             response.headers["apigw-requestid"] = new_request_id()
             log.info('- "-" %s 413', self.command)
         else:
