@@ -69,9 +69,18 @@ CALL_ROUTE = "/webhooks/workflow/call"
 DIALER = "/webhooks/workflow/dialer"
 
 
+# The drills measure ingest, not the route throttles (tests/integration/test_route_throttles.py): buckets
+# larger than every request a drill can send (the outage drill's retries included), so none is throttled
+# whatever the timing.
+UNTHROTTLED = {
+    f"{tier}RoutesThrottling{limit}": "1000000" for tier in ("Call", "Other") for limit in ("RateLimit", "BurstLimit")
+}
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(parameters={"MaxBodyBytes": str(MAX_BODY_BYTES)}, timeout_scale=TEST_TIMEOUT_SCALE) as running:
+    parameters = {"MaxBodyBytes": str(MAX_BODY_BYTES), **UNTHROTTLED}
+    with LocalStack(parameters=parameters, timeout_scale=TEST_TIMEOUT_SCALE) as running:
         yield running
 
 
