@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import requests
 
 from tools.apigw_events import ROUTE_PREFIX, sample_files
+from tools.bus_subscription import BusSubscription
 from tools.local_stack import LOCAL_RECORDING_HOSTS, LocalStack
 from tools.recordings_server import RecordingsServer
 from tools.serve import describe
@@ -55,35 +56,8 @@ def reordered(body: Any) -> bytes:
     return json.dumps(reverse(body), indent=2).encode()
 
 
-class BusSubscriber:
-    """A customer's subscription to the stack's bus: a queue and a rule on the source."""
-
-    RULE = "demo-every-ingest-event"
-
-    def __init__(self, stack: LocalStack) -> None:
-        self.stack = stack
-        self.bus = str(stack.resources["IngestEventBus"]["Ref"])
-        self.sqs = stack.boto3_client("sqs")
-        self.queue_url = self.sqs.create_queue(QueueName="demo-ingest-events")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        events = stack.boto3_client("events")
-        events.put_rule(Name=self.RULE, EventBusName=self.bus, EventPattern=json.dumps({"source": ["airudder.ingest"]}))
-        events.put_targets(Rule=self.RULE, EventBusName=self.bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
-
-    def received(self) -> list[dict[str, Any]]:
-        """Publishes what the table's stream holds (the stream poller drives FanoutFunction), then takes
-        every event off the queue."""
-        self.stack.stream_poller("FanoutFunction").drain()
-        found: list[dict[str, Any]] = []
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not messages:
-                return found
-            for message in messages:
-                found.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+# The demo's subscription to the bus: a queue and a rule of this name, matching every ingest event.
+DEMO_RULE = "demo-every-ingest-event"
 
 
 class Demo:
@@ -100,7 +74,7 @@ class Demo:
         self.bucket = stack.resources["ArchiveBucket"]["Ref"]
         self.store = EventStore(self.table, stack.boto3_client("dynamodb"))
         # Subscribed before the first delivery, as a customer's rule would be.
-        self.subscriber = BusSubscriber(stack) if "IngestEventBus" in stack.resources else None
+        self.subscriber = BusSubscription(stack, DEMO_RULE) if "IngestEventBus" in stack.resources else None
 
     def post(self, path: str, body: bytes, label: str, token: str | None = None) -> None:
         answer = self.session.post(
@@ -232,13 +206,14 @@ class Demo:
         if self.subscriber is None:
             self.out.write("\nFan-out: off (FanoutEnabled=false)\n")
             return
-        arrived = self.subscriber.received()
+        self.stack.stream_poller("FanoutFunction").drain()  # publish what the stream holds
+        arrived = self.subscriber.take()
         per_event = Counter(str(e["detail"]["event_id"]) for e in arrived)
         stored = {event_id for s in self.by_type.values() for event_id in s.event_ids}
         redeliveries = sum(s.counts["duplicates"] for s in self.by_type.values())
         once = sum(1 for event_id in stored if per_event.get(event_id) == 1)
         self.out.write(
-            f"\nFan-out: a queue subscribed to bus {self.subscriber.bus} (rule {self.subscriber.RULE}) received"
+            f"\nFan-out: a queue subscribed to bus {self.subscriber.bus} (rule {self.subscriber.name}) received"
             f" {len(arrived)} events: {once} of the {len(stored)} stored events exactly once,"
             f" {sum(n for e, n in per_event.items() if e not in stored)} for anything else"
             f" ({redeliveries} redeliveries, quarantined and refused deliveries publish nothing)\n"

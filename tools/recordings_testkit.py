@@ -107,21 +107,7 @@ class RecordingsLab:
         self, call_id: str, url: str, *, event_time: str = DEFAULT_EVENT_TIME, event_id: str | None = None
     ) -> None:
         """Queue a recording link exactly as the ingest pipeline does (RecordingQueue.send)."""
-        record = EventRecord(
-            event_id=event_id or f"ev-{call_id}",
-            webhook_type="workflow.call",
-            route="/webhooks/workflow/call",
-            source="webhook",
-            received_at=event_time,
-            event_time=event_time,
-            time_source="payload",
-            entity_kind="CALL",
-            entity_id=call_id,
-            data="{}",
-            archive_key="",
-            call_id=call_id,
-            recording_url=url,
-        )
+        record = _call_event(event_id or f"ev-{call_id}", "CALL", call_id, url, event_time, call_id=call_id)
         RecordingQueue(self.queue_url, self.client("sqs")).send(record)
 
     def send_raw(self, body: str | dict[str, Any]) -> None:
@@ -135,21 +121,7 @@ class RecordingsLab:
 
     def send_case(self, case_id: str, event_id: str, url: str, *, event_time: str = DEFAULT_EVENT_TIME) -> None:
         """Queue the link of a call notification that names its case but no call (as the pipeline does)."""
-        record = EventRecord(
-            event_id=event_id,
-            webhook_type="workflow.call",
-            route="/webhooks/workflow/call",
-            source="webhook",
-            received_at=event_time,
-            event_time=event_time,
-            time_source="payload",
-            entity_kind="CASE",
-            entity_id=case_id,
-            data="{}",
-            archive_key="",
-            case_id=case_id,
-            recording_url=url,
-        )
+        record = _call_event(event_id, "CASE", case_id, url, event_time, case_id=case_id)
         self.store.put_event(record)
         RecordingQueue(self.queue_url, self.client("sqs")).send(record)
 
@@ -199,3 +171,32 @@ class RecordingsLab:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _call_event(
+    event_id: str,
+    kind: str,
+    entity_id: str,
+    url: str,
+    event_time: str,
+    *,
+    call_id: str | None = None,
+    case_id: str | None = None,
+) -> EventRecord:
+    """A workflow call notification's event as the pipeline builds it, with its recording link."""
+    return EventRecord(
+        event_id=event_id,
+        webhook_type="workflow.call",
+        route="/webhooks/workflow/call",
+        source="webhook",
+        received_at=event_time,
+        event_time=event_time,
+        time_source="payload",
+        entity_kind=kind,
+        entity_id=entity_id,
+        data="{}",
+        archive_key="",
+        call_id=call_id,
+        case_id=case_id,
+        recording_url=url,
+    )

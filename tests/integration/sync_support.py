@@ -132,3 +132,14 @@ def assert_each_call_stored_once(rig: SyncRig, calls: list[Call]) -> None:
     for call in calls:
         state = rig.store.get_state("CALL", call.call_id)
         assert state is not None and state["last_event_id"] == events[call.call_id][0]["event_id"]
+
+
+def sync_quarantine(rig: SyncRig) -> list[dict[str, Any]]:
+    """Every quarantine item the sync wrote (`source: sync`), as the store reads it."""
+    pages = rig.ddb.get_paginator("scan").paginate(
+        TableName=rig.table,
+        FilterExpression="item_type = :q AND #s = :sync",
+        ExpressionAttributeNames={"#s": "source"},
+        ExpressionAttributeValues={":q": {"S": "quarantine"}, ":sync": {"S": "sync"}},
+    )
+    return [rig.store.get_quarantine(item["pk"]["S"][2:]) or {} for page in pages for item in page["Items"]]

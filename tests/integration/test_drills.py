@@ -60,7 +60,7 @@ from .drills_support import (
     record_changes,
     same_json,
 )
-from .sync_support import CALL_TYPE, SyncRig, simulator
+from .sync_support import CALL_TYPE, SyncRig, simulator, sync_quarantine
 
 pytestmark = pytest.mark.integration
 # The default: fields past DynamoDB's 400 KB item limit fit in a body (issue 11).
@@ -465,7 +465,7 @@ def test_hostile_records_pulled_by_the_sync_are_each_kept_and_every_run_finishes
                     assert any(same_json(json.loads(k), webhook_body(record)) or same_json(json.loads(k), record)
                                for k in kept)  # fmt: skip
                 else:
-                    quarantined = _sync_quarantine(rig) if quarantined is None else quarantined
+                    quarantined = sync_quarantine(rig) if quarantined is None else quarantined
                     bodies = [json.loads(body_of(rig.archived(q["archive_key"]))) for q in quarantined]
                     assert any(same_json(b, record) for b in bodies), f"record {calls.index(call)} not kept"
             # The retry: a second job over the same records finds each stored, or quarantines it again.
@@ -475,16 +475,6 @@ def test_hostile_records_pulled_by_the_sync_are_each_kept_and_every_run_finishes
 
     run()
     assert runs == SIZES.hostile_sync_runs
-
-
-def _sync_quarantine(rig: SyncRig) -> list[dict[str, Any]]:
-    pages = rig.ddb.get_paginator("scan").paginate(
-        TableName=rig.table,
-        FilterExpression="item_type = :q AND #s = :sync",
-        ExpressionAttributeNames={"#s": "source"},
-        ExpressionAttributeValues={":q": {"S": "quarantine"}, ":sync": {"S": "sync"}},
-    )
-    return [rig.store.get_quarantine(item["pk"]["S"][2:]) or {} for page in pages for item in page["Items"]]
 
 
 # ---------------------------------------------------------------------------------------------- 4. duplicates

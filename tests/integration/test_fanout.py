@@ -16,43 +16,16 @@ import jsonschema
 import pytest
 
 from tests.integration.conftest import Client, all_samples
+from tools.bus_subscription import BusSubscription
 from tools.local_stack import LocalStack
 from tools.stream_poller import StreamPoller
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "ingest-event.schema.json").read_text())
 
 
-class Subscription:
-    """A queue subscribed to the stack's bus by a rule on the source, as a customer would set it up."""
-
-    def __init__(self, stack: LocalStack, name: str = "fanout-test", pattern: dict[str, Any] | None = None) -> None:
-        self.events = stack.boto3_client("events")
-        self.sqs = stack.boto3_client("sqs")
-        self.bus = stack.resources["IngestEventBus"]["Ref"]
-        self.queue_url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        self.events.put_rule(
-            Name=name, EventBusName=self.bus, EventPattern=json.dumps(pattern or {"source": ["airudder.ingest"]})
-        )
-        self.events.put_targets(Rule=name, EventBusName=self.bus, Targets=[{"Id": "queue", "Arn": arn}])
-
-    def take(self) -> list[dict[str, Any]]:
-        """Every event on the queue (removed from it)."""
-        found: list[dict[str, Any]] = []
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not messages:
-                return found
-            for message in messages:
-                found.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-
 @pytest.fixture(scope="module")
-def subscription(stack: LocalStack) -> Subscription:
-    return Subscription(stack)
+def subscription(stack: LocalStack) -> BusSubscription:
+    return BusSubscription(stack, "fanout-test")
 
 
 def readme_rules() -> dict[str, dict[str, Any]]:
@@ -67,10 +40,10 @@ def readme_rules() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def readme_subscriptions(stack: LocalStack) -> dict[str, Subscription]:
+def readme_subscriptions(stack: LocalStack) -> dict[str, BusSubscription]:
     """One queue per README example rule, subscribed before anything is posted."""
     return {
-        what: Subscription(stack, f"readme-rule-{n}", pattern)
+        what: BusSubscription(stack, f"readme-rule-{n}", pattern)
         for n, (what, pattern) in enumerate(readme_rules().items())
     }
 
@@ -100,9 +73,9 @@ def post_all(client: Client) -> dict[str, str]:
 def test_every_sample_arrives_exactly_once(
     client: Client,
     poller: StreamPoller,
-    subscription: Subscription,
+    subscription: BusSubscription,
     inspector: Any,
-    readme_subscriptions: dict[str, Subscription],
+    readme_subscriptions: dict[str, BusSubscription],
 ) -> None:
     outcomes = post_all(client)
     stored = {event_id for event_id, outcome in outcomes.items() if outcome == "stored"}
@@ -146,7 +119,7 @@ def test_every_sample_arrives_exactly_once(
 
 
 def test_duplicates_and_quarantined_publish_nothing(
-    client: Client, poller: StreamPoller, subscription: Subscription, stack: LocalStack
+    client: Client, poller: StreamPoller, subscription: BusSubscription, stack: LocalStack
 ) -> None:
     assert set(post_all(client).values()) == {"duplicate"}
     quarantined = client.post("/webhooks/workflow/call", None, raw=b"{not json")
@@ -168,7 +141,7 @@ def _new_call(client: Client, n: int) -> str:
 
 
 def test_a_failing_publish_is_retried_and_nothing_is_lost(
-    client: Client, poller: StreamPoller, subscription: Subscription, stack: LocalStack
+    client: Client, poller: StreamPoller, subscription: BusSubscription, stack: LocalStack
 ) -> None:
     assert stack.faults is not None
     ids = [_new_call(client, n) for n in range(12)]
@@ -182,7 +155,7 @@ def test_a_failing_publish_is_retried_and_nothing_is_lost(
 
 
 def test_refused_entries_are_retried_one_by_one(
-    client: Client, poller: StreamPoller, subscription: Subscription, stack: LocalStack
+    client: Client, poller: StreamPoller, subscription: BusSubscription, stack: LocalStack
 ) -> None:
     """EventBridge takes half of a call and refuses the rest (FailedEntryCount): only the refused
     entries are sent again."""
@@ -236,7 +209,7 @@ def redrive(stack: LocalStack) -> Any:
 
 
 def test_entries_refused_past_the_retries_are_parked_then_published(
-    client: Client, poller: StreamPoller, subscription: Subscription, stack: LocalStack
+    client: Client, poller: StreamPoller, subscription: BusSubscription, stack: LocalStack
 ) -> None:
     assert stack.faults is not None
 
@@ -262,7 +235,7 @@ def test_entries_refused_past_the_retries_are_parked_then_published(
 
 
 def test_a_batch_lambda_gives_up_on_is_published_by_the_redrive(
-    client: Client, poller: StreamPoller, subscription: Subscription, stack: LocalStack
+    client: Client, poller: StreamPoller, subscription: BusSubscription, stack: LocalStack
 ) -> None:
     """EventBridge down for longer than the mapping's retries: the batch's pointer goes to the
     on-failure queue (as Lambda does), and the redrive reads the records back from the stream."""
@@ -284,7 +257,7 @@ def test_a_batch_lambda_gives_up_on_is_published_by_the_redrive(
 
 
 def test_log_lines_of_a_delivery_join_up(
-    client: Client, poller: StreamPoller, subscription: Subscription, stack: LocalStack
+    client: Client, poller: StreamPoller, subscription: BusSubscription, stack: LocalStack
 ) -> None:
     """The webhook's, the recordings consumer's and the publisher's log lines of one delivery carry its
     API request id as correlation_id, and the event id once known: one search finds the whole path."""

@@ -9,7 +9,6 @@ finishes its windows."""
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +22,8 @@ from tools.local_stack import LocalStack
 from tools.simulator import RawJson
 from tools.simulator.bodies import dump_json
 
-from .sync_support import CALL_TYPE, SyncRig, simulator
+from .drills_support import same_json
+from .sync_support import CALL_TYPE, SyncRig, simulator, sync_quarantine
 
 pytestmark = pytest.mark.integration
 
@@ -46,27 +46,6 @@ def _fresh_token_cache() -> Iterator[None]:
     clear_token_cache()
     yield
     clear_token_cache()
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal as JSON values, NaN included."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
-def sync_quarantine(rig: SyncRig) -> list[dict[str, Any]]:
-    pages = rig.ddb.get_paginator("scan").paginate(
-        TableName=rig.table,
-        FilterExpression="item_type = :q AND #s = :sync",
-        ExpressionAttributeNames={"#s": "source"},
-        ExpressionAttributeValues={":q": {"S": "quarantine"}, ":sync": {"S": "sync"}},
-    )
-    return [rig.store.get_quarantine(item["pk"]["S"][2:]) or {} for page in pages for item in page["Items"]]
 
 
 def test_hostile_records_are_kept_and_the_run_moves_on(stack: LocalStack) -> None:
@@ -95,11 +74,10 @@ def test_hostile_records_are_kept_and_the_run_moves_on(stack: LocalStack) -> Non
                 event = rig.store.get_event(event_id(CALL_TYPE, body))
             if event is not None:
                 stored += 1
-                assert same(json.loads(body_of(rig.archived(event["archive_key"]))), body)
+                assert same_json(json.loads(body_of(rig.archived(event["archive_key"]))), body)
             else:  # ... the others in quarantine, with the reason and the record as it came
-                assert any(same(json.loads(body_of(rig.archived(q["archive_key"]))), record) for q in quarantined), (
-                    calls.index(call)
-                )
+                kept = [json.loads(body_of(rig.archived(q["archive_key"]))) for q in quarantined]
+                assert any(same_json(body, record) for body in kept), calls.index(call)
         assert stored + len(quarantined) == len(calls)
         assert report.new == stored and len({q["archive_key"] for q in quarantined}) == len(quarantined)
         assert all(q["reason"] and q["http_status"] == 400 for q in quarantined)
