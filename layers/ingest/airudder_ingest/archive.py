@@ -1,29 +1,46 @@
-"""The raw archive in S3: every delivery as received, one JSON line per object.
+"""The archive of every delivery: the envelope kept on its item, and the batched JSON Lines files in S3.
 
-Object layout (see README, "S3 layout"):
-  raw/type=<webhook type>/dt=<YYYY-MM-DD>/<event id>.json          accepted deliveries
-  quarantine/type=<webhook type>/dt=<YYYY-MM-DD>/<sha256>.json      rejected but kept
-The key is derived from the content, so a redelivery overwrites the same object. The object is a
-one-line JSON envelope (Athena reads one record per line) holding the body exactly as received.
+A delivery's envelope (the body exactly as received, where it came from, the headers worth keeping) is
+packed (zlib) onto the event or quarantine item the ingest path writes: one durable write before 200.
+The archiver (archiver.py) reads the table's stream and writes the envelopes, in batches, as gzip JSON
+Lines (README, "S3 layout"):
+
+  raw/type=<webhook type>/dt=<event day>/<name>.jsonl.gz          accepted deliveries
+  quarantine/type=<webhook type>/dt=<day received>/<name>.jsonl.gz  rejected but kept
+  claims/<id>.zz                                                   an envelope too large for its item
+
+The name of a batch's object derives from the stream batch (shard, first sequence number), so a retried
+batch overwrites its own objects and each event is in the archive once.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
+import io
 import json
-from collections.abc import Iterator, Mapping
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from .events import utf8_text
 
 RAW_PREFIX = "raw"
 QUARANTINE_PREFIX = "quarantine"
-ENVELOPE_VERSION = 1
+CLAIM_PREFIX = "claims/"
+LINE_VERSION = 2
 # Headers worth keeping with the body; the token header is never kept.
 KEPT_HEADERS = ("content-type", "content-encoding", "user-agent", "x-airudder-sign")
+# Facts of an event item copied onto its archive line (Athena columns without json_extract).
+LINE_FACTS = ("entity_kind", "entity_id", "time_source", "status", "phone", "case_id", "workflow_id",
+              "nodetask_id", "task_id", "call_id", "recording_url", "agent", "results", "unreadable",
+              "left_out")  # fmt: skip
+_EVENT_HEAD = ("event_id", "webhook_type", "route", "source", "received_at", "event_time", "request_id")
+_QUARANTINE_TAIL = ("quarantine_id", "reason", "http_status", "size")
+# Never on a line: the plaintext of an encrypted body stays on the item (the archive keeps ciphertext).
+_ITEM_ONLY = ("decoded",)
 
 
 def partition_prefix(area: str, webhook_type: str, day: str) -> str:
@@ -31,108 +48,176 @@ def partition_prefix(area: str, webhook_type: str, day: str) -> str:
     return f"{area}/type={webhook_type}/dt={day}/"
 
 
-def raw_key(webhook_type: str, day: str, event_id: str) -> str:
-    return f"{partition_prefix(RAW_PREFIX, webhook_type, day)}{event_id}.json"
+def batch_object_name(shard_id: str, first_sequence: str) -> str:
+    """The archiver's object name for one stream batch: the same batch retried writes the same names."""
+    shard = shard_id.rsplit("-", 1)[-1] or shard_id
+    return f"{shard}-{first_sequence}.jsonl.gz"
 
 
-def quarantine_key(webhook_type: str, day: str, digest: str) -> str:
-    return f"{partition_prefix(QUARANTINE_PREFIX, webhook_type, day)}{digest}.json"
+def rebuild_object_name(event_ids: Iterable[str]) -> str:
+    """The rebuild command's object name: the same missing events give the same name."""
+    digest = hashlib.sha256("\n".join(sorted(event_ids)).encode()).hexdigest()[:16]
+    return f"rebuild-{digest}.jsonl.gz"
 
 
-def is_quarantine_key(key: str) -> bool:
-    return key.startswith(f"{QUARANTINE_PREFIX}/")
+def claim_key(name: str) -> str:
+    return f"{CLAIM_PREFIX}{name}.zz"
 
 
 @dataclass(frozen=True)
 class Envelope:
-    webhook_type: str
-    route: str
+    """What the archive keeps of a delivery, besides the facts its item holds."""
+
     path: str
-    received_at: str
     body: bytes
-    raw_sha256: str
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
-    source: str = "webhook"
     source_ip: str = ""
-    request_id: str = ""
-    event_id: str | None = None
-    event_time: str | None = None
-    reason: str | None = None
     # Sync only: the keys the pulled record had on top of `body` (the webhook body it stands for).
     pull_only: Mapping[str, Any] | None = None
+    # Encrypted routes only: the decrypted body's canonical JSON (kept on the item, never archived).
+    decoded: str | None = None
 
-    def to_json_line(self) -> bytes:
+    def fields(self) -> dict[str, Any]:
         try:
             text, encoding = self.body.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             text, encoding = base64.b64encode(self.body).decode(), "base64"
         record: dict[str, Any] = {
-            "v": ENVELOPE_VERSION,
-            "event_id": self.event_id,
-            "webhook_type": self.webhook_type,
-            "route": self.route,
             "path": self.path,
-            "source": self.source,
-            "received_at": self.received_at,
-            "event_time": self.event_time,
-            "request_id": self.request_id,
             "source_ip": self.source_ip,
             "headers": {k: v for k, v in self.headers.items() if k in KEPT_HEADERS},
             "query": {k: v for k, v in self.query.items() if k != "token"},
-            "raw_sha256": self.raw_sha256,
+            "raw_sha256": hashlib.sha256(self.body).hexdigest(),
             "body_encoding": encoding,
             "body": text,
         }
-        if self.reason is not None:
-            record["reason"] = self.reason
         if self.pull_only is not None:
             record["pull_only"] = dict(self.pull_only)
-        # utf8_text: a lone surrogate (in a pulled record, a header) is kept as its JSON escape.
-        return utf8_text(json.dumps(record, ensure_ascii=False, separators=(",", ":"))).encode() + b"\n"
+        if self.decoded is not None:
+            record["decoded"] = self.decoded
+        return record
+
+    def pack(self) -> bytes:
+        return pack_envelope(self.fields())
+
+
+def _compact(value: Any) -> bytes:
+    # utf8_text: a lone surrogate (in a pulled record, a header) is kept as its JSON escape.
+    return utf8_text(json.dumps(value, ensure_ascii=False, separators=(",", ":"))).encode()
+
+
+def pack_envelope(fields: Mapping[str, Any]) -> bytes:
+    return zlib.compress(_compact(fields), 6)
+
+
+def unpack_envelope(blob: bytes) -> dict[str, Any]:
+    value = json.loads(zlib.decompress(bytes(blob)))
+    if not isinstance(value, dict):
+        raise ValueError("an envelope is a JSON object")
+    return value
 
 
 def body_of(record: Mapping[str, Any]) -> bytes:
-    """The body exactly as received, from an archived envelope."""
+    """The body exactly as received, from an archive line or unpacked envelope."""
     text = record.get("body") or ""
-    return base64.b64decode(text) if record.get("body_encoding") == "base64" else text.encode("utf-8")
+    return base64.b64decode(text) if record.get("body_encoding") == "base64" else str(text).encode("utf-8")
 
 
-class RawArchive:
+def event_body(envelope: Mapping[str, Any]) -> str | None:
+    """The JSON text an event was read from: the decrypted body on encrypted routes, else the body as
+    received (None when that is not UTF-8)."""
+    if isinstance(envelope.get("decoded"), str):
+        return str(envelope["decoded"])
+    if envelope.get("body_encoding") == "base64":
+        return None
+    return str(envelope.get("body") or "")
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's Decimal numbers and sets as JSON takes them."""
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, set | frozenset | tuple | list):
+        items = [_plain(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def archive_line(item: Mapping[str, Any], envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """The archive record of an event or quarantine item (deserialized) and its unpacked envelope."""
+    quarantined = item.get("item_type") == "quarantine"
+    line: dict[str, Any] = {"v": LINE_VERSION}
+    for name in _EVENT_HEAD:
+        line[name] = _plain(item.get(name))
+    if quarantined:
+        line["event_id"] = None
+        line["event_time"] = None
+    for name, value in envelope.items():
+        if name not in _ITEM_ONLY:
+            line[name] = value
+    if quarantined:
+        for name in _QUARANTINE_TAIL:
+            line[name] = _plain(item.get(name))
+    else:
+        for name in LINE_FACTS:
+            value = item.get(name)
+            if value is not None:
+                line[name] = _plain(value)
+    return line
+
+
+def line_place(line: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(area, webhook type, day) of an archive line: its folder."""
+    if line.get("quarantine_id"):
+        return QUARANTINE_PREFIX, str(line.get("webhook_type")), str(line.get("received_at") or "")[:10]
+    return RAW_PREFIX, str(line.get("webhook_type")), str(line.get("event_time") or "")[:10]
+
+
+def encode_jsonl_gz(lines: Iterable[Mapping[str, Any]]) -> bytes:
+    buffer = io.BytesIO()
+    # mtime=0: the same lines give the same bytes (a retried batch writes an identical object).
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as out:
+        for line in lines:
+            out.write(_compact(line) + b"\n")
+    return buffer.getvalue()
+
+
+def iter_jsonl(stream: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    for raw in stream:
+        if raw.strip():
+            yield json.loads(raw)
+
+
+def iter_jsonl_gz(data: bytes) -> Iterator[dict[str, Any]]:
+    with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as stream:
+        yield from iter_jsonl(stream)
+
+
+class ClaimChecks:
+    """Envelopes too large for their item, in S3 (written before the item that points to them)."""
+
     def __init__(self, bucket: str, s3: Any) -> None:
         self.bucket = bucket
         self._s3 = s3
 
-    def put(self, key: str, envelope: Envelope) -> None:
-        self._s3.put_object(Bucket=self.bucket, Key=key, Body=envelope.to_json_line(), ContentType="application/json")
+    def put(self, key: str, blob: bytes) -> None:
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=blob, ContentType="application/octet-stream")
 
-    def get(self, key: str) -> dict[str, Any]:
-        answer = self._s3.get_object(Bucket=self.bucket, Key=key)
-        return json.loads(answer["Body"].read())
+    def get(self, key: str) -> bytes:
+        return bytes(self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
-    def put_new(self, key: str, envelope: Envelope) -> bool:
-        """Write unless an object is already at `key` (S3 conditional write, If-None-Match: *).
 
-        False when one was there (or another conditional write to the key was under way): the
-        scheduled sync uses this so that it never replaces a webhook's envelope, which holds the body
-        byte for byte as AIRUDDER sent it."""
-        try:
-            self._s3.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=envelope.to_json_line(),
-                ContentType="application/json",
-                IfNoneMatch="*",
-            )
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if error.get("Code") in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
-                return False
-            raise
-        return True
+class ArchiveReader:
+    """The batched archive read back (CLI: export, replay, unreadable; the rebuild command)."""
 
-    # ------------------------------------------------------------------ reading back (CLI: replay)
+    def __init__(self, bucket: str, s3: Any) -> None:
+        self.bucket = bucket
+        self._s3 = s3
 
     def webhook_types(self, area: str = RAW_PREFIX) -> list[str]:
         """The webhook types that have at least one object under `area`."""
@@ -145,7 +230,7 @@ class RawArchive:
                 found.append(common["Prefix"][len(prefix) :].rstrip("/"))
         return found
 
-    def day_keys(self, day: str, webhook_type: str | None = None, area: str = RAW_PREFIX) -> Iterator[str]:
+    def day_objects(self, day: str, webhook_type: str | None = None, area: str = RAW_PREFIX) -> Iterator[str]:
         """Keys of the objects of one day (the `dt=` partition) under `area`, type after type."""
         for kind in [webhook_type] if webhook_type else self.webhook_types(area):
             pages = self._s3.get_paginator("list_objects_v2").paginate(
@@ -153,5 +238,18 @@ class RawArchive:
             )
             for page in pages:
                 for obj in page.get("Contents") or []:
-                    if obj["Key"].endswith(".json"):
+                    if obj["Key"].endswith(".jsonl.gz"):
                         yield obj["Key"]
+
+    def lines(self, key: str) -> Iterator[dict[str, Any]]:
+        """The records of one object, streamed (an object is never held whole in memory)."""
+        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        with gzip.GzipFile(fileobj=body, mode="rb") as stream:
+            yield from iter_jsonl(stream)
+
+    def day_lines(self, day: str, webhook_type: str | None = None, area: str = RAW_PREFIX) -> Iterator[dict[str, Any]]:
+        for key in self.day_objects(day, webhook_type, area):
+            yield from self.lines(key)
+
+    def put_object(self, key: str, data: bytes) -> None:
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/gzip")

@@ -2,63 +2,67 @@
 
 Items of the single table:
 
-  event        pk=EV#<event id>            sk=EV      one per distinct event, written once
-  state        pk=<KIND>#<entity id>       sk=STATE   the newest known state of a call, case, task...
-  quarantine   pk=Q#<sha256 of the body>   sk=Q       a delivery kept but not ingested
-  sync         pk=SYNC#<job>               sk=SYNC    a scheduled sync's watermark, cursor and lease
+  event        pk=<KIND>#<entity id>  sk=EV#<event time>#<event id>   one per distinct event, written once
+                                      sk=EV#-#<event id>              (the body carried no time)
+  state        pk=<KIND>#<entity id>  sk=STATE   the newest known state of a call, case, task... (no body)
+  quarantine   pk=Q#<digest of body>  sk=Q       a delivery kept but not ingested
+  sync         pk=SYNC#<job>          sk=SYNC    a scheduled sync's watermark, cursor and lease
 
-Indexes (sparse; an item appears in an index only when it has the index's key):
+An event lives in its entity's partition, so an entity's history is one Query without an index. The
+event item holds the delivery's envelope, packed (archive.py); the archiver copies it to S3 from the
+table's stream. An untimed event's sort key has no time, so a redelivery of it (received later) is the
+same key: dedup stays exact.
 
-  ByEntity    entity, gsk                   events of one entity, in time order
-  ByPhone     phone_key=PHONE#<e164>, gsk   events about one phone number
-  ByCase      case_key=CASE#<id>, gsk       events about one case
-  ByDay       day_key=DAY#<day>#<shard>, day_sort=<type>#<time>#<id>   export of a day
-  ByWorkflow  wf_key=WF#<id>#<shard>, member=<entity key>   states inside one workflow
-  ByTask      task_key=TASK#<id>#<shard>, member            states inside one task (dialer, campaign, WABA)
+Indexes (sparse, KEYS_ONLY, on state items; on event items only of stateless kinds, which have no state):
 
-`gsk` is <event time>#<event id>, so every time-ordered index sorts the same way.
+  ByPhone     phone_key=PHONE#<e164>
+  ByCase      case_key=CASE#<id>
+  ByWorkflow  wf_key=WF#<id>#<shard>      states inside one workflow (write-sharded)
+  ByTask      task_key=TASK#<id>#<shard>  states inside one task (dialer, campaign, WABA)
 
-Limits (limits.py): an id whose key would pass DynamoDB's key limits (a sort key, `member`, holds 1,024
-bytes; a partition key 2,048) or is not UTF-8 is keyed by `sha256:<digest of the id>` instead, the same
-digest for every write and lookup; a fact over 16 KB is left out of the items (named in `left_out`) and
-stays in the archived body; an event whose item would pass 400 KB keeps its body in the archive only.
+An index holds only keys, so a state update that leaves its index keys alone writes no index.
+
+Limits (limits.py): an id whose key would pass DynamoDB's key limits or is not UTF-8 is keyed by
+`sha256:<digest of the id>`, the same digest for every write and lookup; a fact over 16 KB is left out of
+the items (named in `left_out`) and stays in the envelope; an envelope that would not fit its item goes to
+S3 first (a claim check, `envelope_key`).
 """
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from .events import shard_of
-from .limits import (
-    MAX_ITEM_BYTES,
-    MAX_PARTITION_KEY_BYTES,
-    MAX_SORT_KEY_BYTES,
-    fact_fits,
-    item_bytes,
-    key_part,
-    storable,
-)
+from .limits import MAX_PARTITION_KEY_BYTES, fact_fits, storable
+from .limits import key_part as _key_part
+from .models.record import EventRecord, entity_key
 
-EVENT_SK = "EV"
+__all__ = ["EventRecord", "EventStore", "PutOutcome", "entity_key", "event_sort_key", "index_key"]
+
+EVENT_SK_PREFIX = "EV#"
+UNTIMED = "-"
 STATE_SK = "STATE"
 QUARANTINE_SK = "Q"
 # Entities whose state is not worth a second write: the event is all there is to know.
 STATELESS_KINDS = frozenset({"DELIVERY"})
-# Event bodies larger than this stay in the S3 archive only (DynamoDB items are capped at 400 KB).
-MAX_INLINE_DATA_BYTES = 100_000
-# A quarantine's reason (and path) is a sentence; anything longer is cut (the body says the rest).
+# A quarantine's reason (and path) is a sentence; anything longer is cut (the envelope says the rest).
 MAX_REASON_CHARS = 2_000
+# An event's or quarantine's packed envelope larger than this goes to S3 (a claim check): the rest of the
+# item (facts of at most 16 KB each) fits in what is left of DynamoDB's 400 KB.
+MAX_INLINE_ENVELOPE_BYTES = 200 * 1_024
+# The index keys, and the indexes they feed.
+INDEX_KEYS = {"phone_key": "ByPhone", "case_key": "ByCase", "wf_key": "ByWorkflow", "task_key": "ByTask"}
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
 
 # The facts of an event, as written on its item and on its entity's state.
 FACT_ATTRIBUTES = ("entity_id", "status", "phone", "case_id", "workflow_id", "nodetask_id", "task_id", "call_id",
@@ -67,80 +71,61 @@ FACT_ATTRIBUTES = ("entity_id", "status", "phone", "case_id", "workflow_id", "no
 
 def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
     # storable: text as UTF-8 (lone surrogates escaped), numbers DynamoDB cannot hold as text.
-    return {k: _serializer.serialize(storable(v)) for k, v in values.items() if v is not None}
+    return {
+        k: _serializer.serialize(v if isinstance(v, bytes | Binary) else storable(v))
+        for k, v in values.items()
+        if v is not None
+    }
 
 
 def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
-
-
-def entity_key(kind: str, entity_id: str) -> str:
-    """<KIND>#<entity id>: the state's pk, and `member`, a sort key (1,024 bytes) of two indexes."""
-    return f"{kind}#{key_part(entity_id, MAX_SORT_KEY_BYTES - len(kind.encode()) - 1)}"
+    values = {k: _deserializer.deserialize(v) for k, v in item.items()}
+    return {k: (bytes(v) if isinstance(v, Binary) else v) for k, v in values.items()}
 
 
 def index_key(prefix: str, value: str, suffix: str = "") -> str:
     """<PREFIX>#<value><suffix>: an index's partition key (2,048 bytes), e.g. PHONE#<e164>, WF#<id>#<shard>."""
     room = MAX_PARTITION_KEY_BYTES - len(prefix.encode()) - 1 - len(suffix.encode())
-    return f"{prefix}#{key_part(value, room)}{suffix}"
+    return f"{prefix}#{_key_part(value, room)}{suffix}"
+
+
+def event_sort_key(event_time: str, event_id: str, timed: bool) -> str:
+    """EV#<event time>#<event id>, or EV#-#<event id> for an event whose body carried no time."""
+    return f"{EVENT_SK_PREFIX}{event_time if timed else UNTIMED}#{event_id}"
 
 
 def _left_out(values: dict[str, Any]) -> list[str]:
-    """Drop the facts too large for an item (they stay in the archived body); their names, sorted."""
+    """Drop the facts too large for an item (they stay in the envelope); their names, sorted."""
     dropped = sorted(name for name in FACT_ATTRIBUTES if not fact_fits(values.get(name)))
     for name in dropped:
         values[name] = None
     return dropped
 
 
-@dataclass(frozen=True)
-class EventRecord:
-    """One event, normalised: what the store writes for a delivery (or a synced record)."""
+def _index_keys(rec: EventRecord, parent_shards: int) -> dict[str, str | None]:
+    shard = shard_of(rec.entity, parent_shards)
+    return {
+        "phone_key": index_key("PHONE", rec.phone) if rec.phone else None,
+        "case_key": index_key("CASE", rec.case_id) if rec.case_id else None,
+        "wf_key": index_key("WF", rec.workflow_id, f"#{shard}") if rec.workflow_id else None,
+        "task_key": index_key("TASK", rec.task_id, f"#{shard}") if rec.task_id else None,
+    }
 
-    event_id: str
-    webhook_type: str
-    route: str
-    source: str
-    received_at: str
-    event_time: str
-    time_source: str  # "payload" when the body carried a time, else "received"
-    entity_kind: str
-    entity_id: str
-    data: str  # the body as canonical JSON
-    archive_key: str
-    status: str | None = None
-    phone: str | None = None
-    case_id: str | None = None
-    workflow_id: str | None = None
-    nodetask_id: str | None = None
-    task_id: str | None = None
-    call_id: str | None = None
-    recording_url: str | None = None
-    agent: str | None = None
-    results: Mapping[str, str] = field(default_factory=dict)  # result title -> value (agent's disposition)
-    unreadable: tuple[str, ...] = ()  # facts the model could not read (models.base.EventFacts)
-    request_id: str | None = None  # API Gateway's request id of the delivery (logs' correlation_id)
 
-    @property
-    def entity(self) -> str:
-        return entity_key(self.entity_kind, self.entity_id)
+def _failed_condition(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
-    @property
-    def day(self) -> str:
-        return self.event_time[:10]
 
-    @property
-    def sort_key(self) -> str:
-        return f"{self.event_time}#{self.event_id}"
-
-    def timed_as(self, stored: Mapping[str, Any]) -> EventRecord:
-        """The same event with the times it was first stored with (for a redelivery)."""
-        return replace(
-            self,
-            event_time=stored.get("event_time", self.event_time),
-            received_at=stored.get("received_at", self.received_at),
-            time_source=stored.get("time_source", self.time_source),
-        )
+def update_expression(
+    sets: Mapping[str, Any], removes: Iterable[str] = ()
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """`SET #a = :a, ... REMOVE #b, ...` with its names and values; None values are left out of SET."""
+    present = {k: v for k, v in sets.items() if v is not None}
+    dropped = [k for k in removes if k not in present]
+    expression = "SET " + ", ".join(f"#{k} = :{k}" for k in present)
+    if dropped:
+        expression += " REMOVE " + ", ".join(f"#{k}" for k in dropped)
+    return expression, {f"#{k}": k for k in [*present, *dropped]}, {f":{k}": v for k, v in present.items()}
 
 
 @dataclass(frozen=True)
@@ -149,68 +134,188 @@ class PutOutcome:
     existing: dict[str, Any] | None = None
 
 
+def event_item(
+    rec: EventRecord,
+    *,
+    envelope: bytes | None,
+    envelope_key: str | None = None,
+    in_archive: bool = False,
+    parent_shards: int = 8,
+    expires_at: int | None = None,
+) -> dict[str, Any]:
+    """The event item of `rec` (plain values; `_to_item` drops the None ones). Pure: the bench measures it."""
+    values: dict[str, Any] = {
+        "pk": rec.entity,
+        "sk": event_sort_key(rec.event_time, rec.event_id, rec.timed),
+        "item_type": "event",
+        "event_id": rec.event_id,
+        "webhook_type": rec.webhook_type,
+        "route": rec.route,
+        "source": rec.source,
+        "received_at": rec.received_at,
+        "event_time": rec.event_time,
+        "time_source": rec.time_source,
+        "entity_kind": rec.entity_kind,
+        "entity_id": rec.entity_id,
+        "status": rec.status,
+        "phone": rec.phone,
+        "case_id": rec.case_id,
+        "workflow_id": rec.workflow_id,
+        "nodetask_id": rec.nodetask_id,
+        "task_id": rec.task_id,
+        "call_id": rec.call_id,
+        "recording_url": rec.recording_url,
+        "agent": rec.agent,
+        # Only when there is something to say (absent otherwise, as every empty fact).
+        "results": dict(rec.results) or None,
+        "unreadable": list(rec.unreadable) or None,
+        "request_id": rec.request_id,
+        "envelope": envelope,
+        "envelope_key": envelope_key,
+        "in_archive": True if in_archive else None,
+        "expires_at": expires_at,
+    }
+    if rec.entity_kind in STATELESS_KINDS:
+        values.update(_index_keys(rec, parent_shards))
+    values["left_out"] = _left_out(values) or None
+    return values
+
+
+def state_fields(rec: EventRecord, *, parent_shards: int = 8, now: str | None = None) -> dict[str, Any]:
+    """What applying `rec` sets on its entity's state (None: left as it is). Pure: the bench measures it."""
+    fields: dict[str, Any] = {
+        "item_type": "state",
+        "entity_kind": rec.entity_kind,
+        "entity_id": rec.entity_id,
+        "last_event_id": rec.event_id,
+        "last_event_time": rec.event_time,
+        "last_webhook_type": rec.webhook_type,
+        "last_source": rec.source,
+        "updated_at": now or _now_iso(),
+        "status": rec.status,
+        "phone": rec.phone,
+        "case_id": rec.case_id,
+        "workflow_id": rec.workflow_id,
+        "nodetask_id": rec.nodetask_id,
+        "task_id": rec.task_id,
+        "call_id": rec.call_id,
+        "recording_url": rec.recording_url,
+        **_index_keys(rec, parent_shards),
+    }
+    # Too large for the item: left out (the state keeps the value it had), read from the envelope.
+    _left_out(fields)
+    return fields
+
+
+def quarantine_item(
+    *,
+    digest: str,
+    webhook_type: str,
+    route: str,
+    path: str,
+    reason: str,
+    status: int,
+    received_at: str,
+    size: int,
+    envelope: bytes | None,
+    envelope_key: str | None = None,
+    source: str = "webhook",
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "pk": f"Q#{digest}",
+        "sk": QUARANTINE_SK,
+        "item_type": "quarantine",
+        "quarantine_id": digest,
+        "webhook_type": webhook_type,
+        "route": route,
+        "path": path[:MAX_REASON_CHARS],
+        "reason": reason[:MAX_REASON_CHARS],
+        "source": source,
+        "http_status": status,
+        "received_at": received_at,
+        "size": size,
+        "request_id": request_id or None,
+        "envelope": envelope,
+        "envelope_key": envelope_key,
+    }
+
+
 class EventStore:
     def __init__(
         self,
         table_name: str,
         ddb: Any,
         *,
-        day_shards: int = 16,
         parent_shards: int = 8,
         event_ttl_days: int = 0,
     ) -> None:
         self.table_name = table_name
         self._ddb = ddb
-        self.day_shards = day_shards
         self.parent_shards = parent_shards
         self.event_ttl_days = event_ttl_days
 
+    # ------------------------------------------------------------------ one helper for updates
+
+    def _update(
+        self,
+        key: Mapping[str, str],
+        sets: Mapping[str, Any],
+        *,
+        removes: Iterable[str] = (),
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        return_new: bool = False,
+    ) -> dict[str, Any] | None:
+        """One UpdateItem; None when `condition` stopped it, else the new item ({} unless `return_new`)."""
+        expression, all_names, all_values = update_expression(sets, removes)
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": _to_item(key),
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": {**all_names, **(names or {})},
+        }
+        all_values.update(values or {})
+        if all_values:
+            request["ExpressionAttributeValues"] = _to_item(all_values)
+        if condition:
+            request["ConditionExpression"] = condition
+        if return_new:
+            request["ReturnValues"] = "ALL_NEW"
+        try:
+            answer = self._ddb.update_item(**request)
+        except ClientError as exc:
+            if condition and _failed_condition(exc):
+                return None
+            raise
+        return _from_item(answer.get("Attributes") or {})
+
     # ------------------------------------------------------------------ writes of the ingest path
 
-    def put_event(self, rec: EventRecord) -> PutOutcome:
-        """Write the event once. A second write of the same event id is a duplicate: nothing is
-        written, and the stored item comes back so that the caller can repair what follows it."""
-        values: dict[str, Any] = {
-            "pk": f"EV#{rec.event_id}",
-            "sk": EVENT_SK,
-            "item_type": "event",
-            "event_id": rec.event_id,
-            "webhook_type": rec.webhook_type,
-            "route": rec.route,
-            "source": rec.source,
-            "received_at": rec.received_at,
-            "event_time": rec.event_time,
-            "time_source": rec.time_source,
-            "entity": rec.entity,
-            "entity_kind": rec.entity_kind,
-            "entity_id": rec.entity_id,
-            "gsk": rec.sort_key,
-            "status": rec.status,
-            "phone": rec.phone,
-            "case_id": rec.case_id,
-            "workflow_id": rec.workflow_id,
-            "nodetask_id": rec.nodetask_id,
-            "task_id": rec.task_id,
-            "call_id": rec.call_id,
-            "recording_url": rec.recording_url,
-            "agent": rec.agent,
-            # Only when there is something to say (absent otherwise, as every empty fact).
-            "results": dict(rec.results) or None,
-            "unreadable": list(rec.unreadable) or None,
-            "archive_key": rec.archive_key,
-            "request_id": rec.request_id,
-            "phone_key": index_key("PHONE", rec.phone) if rec.phone else None,
-            "case_key": index_key("CASE", rec.case_id) if rec.case_id else None,
-            "day_key": f"DAY#{rec.day}#{shard_of(rec.event_id, self.day_shards)}",
-            "day_sort": f"{rec.webhook_type}#{rec.sort_key}",
-        }
-        values["left_out"] = _left_out(values) or None
-        if len(rec.data.encode("utf-8", "surrogatepass")) <= MAX_INLINE_DATA_BYTES:
-            values["data"] = rec.data
-        if values.get("data") is None or item_bytes(values) > MAX_ITEM_BYTES:
-            values["data"], values["data_in_archive"] = None, True
-        if self.event_ttl_days:
-            values["expires_at"] = int(time.time()) + self.event_ttl_days * 86_400
+    def event_key(self, rec: EventRecord) -> tuple[str, str]:
+        return rec.entity, event_sort_key(rec.event_time, rec.event_id, rec.timed)
+
+    def put_event(
+        self,
+        rec: EventRecord,
+        envelope: bytes | None,
+        envelope_key: str | None = None,
+        *,
+        in_archive: bool = False,
+    ) -> PutOutcome:
+        """Write the event once, with its packed envelope (or the claim check's key). A second write of
+        the same event is a duplicate: nothing is written, and the stored item comes back so that the
+        caller can repair what follows it."""
+        expires = int(time.time()) + self.event_ttl_days * 86_400 if self.event_ttl_days else None
+        values = event_item(
+            rec,
+            envelope=envelope,
+            envelope_key=envelope_key,
+            in_archive=in_archive,
+            parent_shards=self.parent_shards,
+            expires_at=expires,
+        )
         try:
             self._ddb.put_item(
                 TableName=self.table_name,
@@ -219,7 +324,7 @@ class EventStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not _failed_condition(exc):
                 raise
             return PutOutcome(stored=False, existing=_from_item(exc.response.get("Item") or {}))
         return PutOutcome(stored=True)
@@ -229,94 +334,27 @@ class EventStore:
 
         Deliveries arrive out of order; the condition keeps the state at the newest event (ties on
         time broken by event id, so every writer agrees). Re-applying the same event is harmless.
+        Absent values are left alone: a later event that omits a known id must not erase it.
         Returns False when a newer event was already applied.
         """
         if rec.entity_kind in STATELESS_KINDS:
             return True
-        shard = shard_of(rec.entity, self.parent_shards)
-        fields: dict[str, Any] = {
-            "item_type": "state",
-            "entity_kind": rec.entity_kind,
-            "entity_id": rec.entity_id,
-            "last_event_id": rec.event_id,
-            "last_event_time": rec.event_time,
-            "last_webhook_type": rec.webhook_type,
-            "last_source": rec.source,
-            "updated_at": _now_iso(),
-            "status": rec.status,
-            "phone": rec.phone,
-            "case_id": rec.case_id,
-            "workflow_id": rec.workflow_id,
-            "nodetask_id": rec.nodetask_id,
-            "task_id": rec.task_id,
-            "call_id": rec.call_id,
-            "recording_url": rec.recording_url,
-            "data": rec.data if len(rec.data.encode("utf-8", "surrogatepass")) <= MAX_INLINE_DATA_BYTES else None,
-            "member": rec.entity,
-            "wf_key": index_key("WF", rec.workflow_id, f"#{shard}") if rec.workflow_id else None,
-            "task_key": index_key("TASK", rec.task_id, f"#{shard}") if rec.task_id else None,
-        }
-        # Too large for the item: left out (the state keeps the value it had), read from the body.
-        _left_out(fields)
-        if item_bytes(fields) > MAX_ITEM_BYTES:
-            fields["data"] = None
-        # Absent values are left alone: a later event that omits a known id must not erase it.
-        present = {k: v for k, v in fields.items() if v is not None}
-        names = {f"#{k}": k for k in present}
-        values = {f":{k}": v for k, v in present.items()}
-        update = "SET " + ", ".join(f"#{k} = :{k}" for k in present)
-        try:
-            self._ddb.update_item(
-                TableName=self.table_name,
-                Key=_to_item({"pk": rec.entity, "sk": STATE_SK}),
-                UpdateExpression=update,
-                ConditionExpression=(
-                    "attribute_not_exists(#last_event_time) OR #last_event_time < :last_event_time"
-                    " OR (#last_event_time = :last_event_time AND #last_event_id <= :last_event_id)"
-                ),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_to_item(values),
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        written = self._update(
+            {"pk": rec.entity, "sk": STATE_SK},
+            state_fields(rec, parent_shards=self.parent_shards),
+            condition="attribute_not_exists(#last_event_time) OR #last_event_time < :last_event_time"
+            " OR (#last_event_time = :last_event_time AND #last_event_id <= :last_event_id)",
+        )
+        return written is not None
 
-    def put_quarantine(
-        self,
-        *,
-        digest: str,
-        webhook_type: str,
-        route: str,
-        path: str,
-        reason: str,
-        status: int,
-        received_at: str,
-        archive_key: str,
-        size: int,
-        source: str = "webhook",
-    ) -> None:
-        """Record a quarantined delivery (its body is in the archive), so that it can be listed and
-        replayed. A redelivery of the same body overwrites the same item."""
-        day = received_at[:10]
-        values = {
-            "pk": f"Q#{digest}",
-            "sk": QUARANTINE_SK,
-            "item_type": "quarantine",
-            "webhook_type": webhook_type,
-            "route": route,
-            "path": path[:MAX_REASON_CHARS],
-            "reason": reason[:MAX_REASON_CHARS],
-            "source": source,
-            "http_status": status,
-            "received_at": received_at,
-            "archive_key": archive_key,
-            "size": size,
-            "day_key": f"DAY#{day}#{shard_of(digest, self.day_shards)}",
-            "day_sort": f"quarantine#{received_at}#{digest}",
-        }
-        self._ddb.put_item(TableName=self.table_name, Item=_to_item(values))
+    def put_quarantine(self, **fields: Any) -> None:
+        """Record a quarantined delivery with its envelope (quarantine_item's fields), so that it can be
+        listed and replayed. A redelivery of the same body overwrites the same item."""
+        self._ddb.put_item(TableName=self.table_name, Item=_to_item(quarantine_item(**fields)))
+
+    def mark_quarantine_stored(self, digest: str, event_id: str) -> None:
+        """A replay stored the quarantined body as an event: say so on the quarantine item."""
+        self._update({"pk": f"Q#{digest}", "sk": QUARANTINE_SK}, {"replayed_as": event_id, "replayed_at": _now_iso()})
 
     # ------------------------------------------------------------------ recordings
 
@@ -334,20 +372,95 @@ class EventStore:
     def set_recording(self, call_id: str, **attributes: Any) -> None:
         """Set recording_* attributes on a call's state, creating the item if the call is not known
         yet (the state's event fields are then filled by the first event)."""
-        present = {f"recording_{k}": v for k, v in attributes.items() if v is not None}
-        present["recording_updated_at"] = _now_iso()
-        self._ddb.update_item(
+        self.update_recording(call_id, **attributes)
+
+    def update_recording(
+        self,
+        call_id: str,
+        *,
+        remove: tuple[str, ...] = (),
+        unless_status: str | None = None,
+        **attributes: Any,
+    ) -> bool:
+        """Set (and `remove`) recording_<name> attributes of a call's state, creating it if the call is not
+        known yet. With `unless_status`, nothing is written when the recording already has that status: a
+        failed attempt must never overwrite "archived". Returns False when the condition stopped it."""
+        key = {"pk": entity_key("CALL", call_id), "sk": STATE_SK}
+        return self._update_recording(key, remove, unless_status, attributes, must_exist=False)
+
+    def event_recording_state(self, pk: str, sk: str) -> dict[str, Any] | None:
+        """The recording attributes of an event whose recording has no call id to be filed under (a
+        call notification naming only its case); None when the event is not stored."""
+        answer = self._ddb.get_item(
             TableName=self.table_name,
-            Key=_to_item({"pk": entity_key("CALL", call_id), "sk": STATE_SK}),
-            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in present),
-            ExpressionAttributeNames={f"#{k}": k for k in present},
-            ExpressionAttributeValues=_to_item({f":{k}": v for k, v in present.items()}),
+            Key=_to_item({"pk": pk, "sk": sk}),
+            ProjectionExpression="pk, recording_status, recording_s3_key, recording_size, recording_sha256,"
+            " recording_content_type, recording_error",
+            ConsistentRead=True,
         )
+        item = answer.get("Item")
+        if not item:
+            return None
+        values = _from_item(item)
+        values.pop("pk", None)
+        return values
+
+    def update_event_recording(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        remove: tuple[str, ...] = (),
+        unless_status: str | None = None,
+        **attributes: Any,
+    ) -> bool:
+        """update_recording for the recording of an event (see event_recording_state). Only an existing
+        event is updated (False otherwise): the event item is written once, by put_event."""
+        return self._update_recording({"pk": pk, "sk": sk}, remove, unless_status, attributes, must_exist=True)
+
+    def _update_recording(
+        self,
+        key: Mapping[str, str],
+        remove: tuple[str, ...],
+        unless_status: str | None,
+        attributes: Mapping[str, Any],
+        *,
+        must_exist: bool,
+    ) -> bool:
+        sets = {f"recording_{k}": v for k, v in attributes.items()}
+        sets["recording_updated_at"] = _now_iso()
+        conditions = ["attribute_exists(pk)"] if must_exist else []
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        if unless_status is not None:
+            names["#recording_status"] = "recording_status"
+            values[":unless_status"] = unless_status
+            conditions.append("(attribute_not_exists(#recording_status) OR #recording_status <> :unless_status)")
+        written = self._update(
+            key,
+            sets,
+            removes=[f"recording_{k}" for k in remove],
+            condition=" AND ".join(conditions) or None,
+            names=names,
+            values=values,
+        )
+        return written is not None
 
     # ------------------------------------------------------------------ reads
 
-    def get_event(self, event_id: str) -> dict[str, Any] | None:
-        return self._get(f"EV#{event_id}", EVENT_SK)
+    def get_event(self, pk: str, sk: str) -> dict[str, Any] | None:
+        return self._get(pk, sk)
+
+    def get_event_of(self, rec: EventRecord) -> dict[str, Any] | None:
+        """The stored item of `rec`'s event (None when it is not stored)."""
+        return self._get(*self.event_key(rec))
+
+    def find_event(self, event_id: str) -> dict[str, Any] | None:
+        """An event found by its id alone: a filtered Scan of the whole table (tests and an operator's
+        one-off; every other reader knows the entity and uses get_event)."""
+        for item in self._scan("item_type = :e AND event_id = :id", {":e": "event", ":id": event_id}):
+            return item
+        return None
 
     def get_state(self, kind: str, entity_id: str) -> dict[str, Any] | None:
         return self._get(entity_key(kind, entity_id), STATE_SK)
@@ -355,48 +468,87 @@ class EventStore:
     def get_quarantine(self, digest: str) -> dict[str, Any] | None:
         return self._get(f"Q#{digest}", QUARANTINE_SK)
 
-    def entity_events(self, kind: str, entity_id: str, **window: Any) -> Iterator[dict[str, Any]]:
-        return self._timeline("ByEntity", "entity", entity_key(kind, entity_id), **window)
+    def entity_events(
+        self,
+        kind: str,
+        entity_id: str,
+        *,
+        start: str | None = None,
+        end: str | None = None,
+        newest_first: bool = True,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The events of one entity (its partition), in time order, within [start, end] when given."""
+        return self._partition_events(entity_key(kind, entity_id), start, end, newest_first, limit)
 
     def phone_events(self, phone: str, **window: Any) -> Iterator[dict[str, Any]]:
-        return self._timeline("ByPhone", "phone_key", index_key("PHONE", phone), **window)
+        """The events of every entity whose state names this phone number, merged in time order."""
+        return self._members_events("ByPhone", "phone_key", index_key("PHONE", phone), **window)
 
     def case_events(self, case_id: str, **window: Any) -> Iterator[dict[str, Any]]:
-        return self._timeline("ByCase", "case_key", index_key("CASE", case_id), **window)
-
-    def day_items(self, day: str, webhook_type: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every event (and quarantined delivery) of a day, shard after shard; `webhook_type`
-        narrows to one type ("quarantine" for the quarantined ones)."""
-        for shard in range(self.day_shards):
-            condition = "day_key = :d"
-            values: dict[str, Any] = {":d": f"DAY#{day}#{shard}"}
-            if webhook_type:
-                condition += " AND begins_with(day_sort, :t)"
-                values[":t"] = f"{webhook_type}#"
-            yield from self._query("ByDay", condition, values)
-
-    def unreadable_events(self, day: str, webhook_type: str | None = None) -> Iterator[dict[str, Any]]:
-        """The events of a day that their model could not fully read (those with `unreadable`), shard
-        after shard; `webhook_type` narrows to one type. Read from the export index, filtered there."""
-        for shard in range(self.day_shards):
-            condition = "day_key = :d"
-            values: dict[str, Any] = {":d": f"DAY#{day}#{shard}"}
-            if webhook_type:
-                condition += " AND begins_with(day_sort, :t)"
-                values[":t"] = f"{webhook_type}#"
-            yield from self._query("ByDay", condition, values, filter_expression="attribute_exists(unreadable)")
+        """The events of the case and of every entity filed under it, merged in time order."""
+        return self._members_events("ByCase", "case_key", index_key("CASE", case_id), **window)
 
     def workflow_members(self, workflow_id: str) -> Iterator[dict[str, Any]]:
         """States of the workflow itself and of every call, case and task filed under it."""
-        for shard in range(self.parent_shards):
-            yield from self._query("ByWorkflow", "wf_key = :k", {":k": index_key("WF", workflow_id, f"#{shard}")})
+        keys = [index_key("WF", workflow_id, f"#{shard}") for shard in range(self.parent_shards)]
+        yield from self._members("ByWorkflow", "wf_key", keys)
 
     def task_members(self, task_id: str) -> Iterator[dict[str, Any]]:
         """States of a dialer task and of every call and agent filed under it."""
-        for shard in range(self.parent_shards):
-            yield from self._query("ByTask", "task_key = :k", {":k": index_key("TASK", task_id, f"#{shard}")})
+        keys = [index_key("TASK", task_id, f"#{shard}") for shard in range(self.parent_shards)]
+        yield from self._members("ByTask", "task_key", keys)
 
-    def _timeline(
+    def scan_events(
+        self, first_day: str, last_day: str, *, segment: int = 0, total_segments: int = 1
+    ) -> Iterator[dict[str, Any]]:
+        """Every event item whose event day is in [first_day, last_day] (a parallel-capable Scan: the
+        archive's rebuild after an outage longer than the stream keeps records)."""
+        return self._scan(
+            "item_type = :e AND event_time BETWEEN :a AND :b",
+            {":e": "event", ":a": first_day, ":b": last_day + "\uffff"},
+            segment=segment,
+            total_segments=total_segments,
+        )
+
+    def scan_quarantine(
+        self, first_day: str, last_day: str, *, segment: int = 0, total_segments: int = 1
+    ) -> Iterator[dict[str, Any]]:
+        """Every quarantine item received in [first_day, last_day]."""
+        return self._scan(
+            "item_type = :q AND received_at BETWEEN :a AND :b",
+            {":q": "quarantine", ":a": first_day, ":b": last_day + "\uffff"},
+            segment=segment,
+            total_segments=total_segments,
+        )
+
+    # ------------------------------------------------------------------ read helpers
+
+    def _partition_events(
+        self, pk: str, start: str | None, end: str | None, newest_first: bool, limit: int | None
+    ) -> Iterator[dict[str, Any]]:
+        low = f"{EVENT_SK_PREFIX}{start}" if start else f"{EVENT_SK_PREFIX}0"
+        high = f"{EVENT_SK_PREFIX}{end}\uffff" if end else f"{EVENT_SK_PREFIX}\uffff"
+        timed = self._query(
+            None, "pk = :pk AND sk BETWEEN :lo AND :hi", {":pk": pk, ":lo": low, ":hi": high}, forward=not newest_first
+        )
+        # Untimed events (EV#-#...) are filed at their receipt time: few, merged in by it.
+        untimed = sorted(
+            (
+                item
+                for item in self._query(
+                    None, "pk = :pk AND begins_with(sk, :u)", {":pk": pk, ":u": f"{EVENT_SK_PREFIX}{UNTIMED}#"}
+                )
+                if (not start or str(item.get("event_time")) >= start)
+                and (not end or str(item.get("event_time")) <= end + "\uffff")
+            ),
+            key=_time_order,
+            reverse=newest_first,
+        )
+        merged = heapq.merge(timed, untimed, key=_time_order, reverse=newest_first)
+        return _limited(merged, limit)
+
+    def _members_events(
         self,
         index: str,
         key_name: str,
@@ -407,22 +559,36 @@ class EventStore:
         newest_first: bool = True,
         limit: int | None = None,
     ) -> Iterator[dict[str, Any]]:
-        condition = f"{key_name} = :k"
-        values: dict[str, Any] = {":k": key}
-        if start and end:
-            condition += " AND gsk BETWEEN :s AND :e"
-            values.update({":s": start, ":e": end + "\uffff"})
-        elif start:
-            condition += " AND gsk >= :s"
-            values[":s"] = start
-        elif end:
-            condition += " AND gsk <= :e"
-            values[":e"] = end + "\uffff"
-        return self._query(index, condition, values, forward=not newest_first, limit=limit)
+        streams: list[Iterator[dict[str, Any]]] = []
+        for hit in self._query(index, f"{key_name} = :k", {":k": key}):
+            if str(hit["sk"]) == STATE_SK:
+                streams.append(self._partition_events(str(hit["pk"]), start, end, newest_first, None))
+            else:  # an event of a stateless kind, in the index itself
+                item = self._get(str(hit["pk"]), str(hit["sk"]))
+                moment = str((item or {}).get("event_time") or "")
+                if item and (not start or moment >= start) and (not end or moment <= end + "\uffff"):
+                    streams.append(iter([item]))
+        return _limited(heapq.merge(*streams, key=_time_order, reverse=newest_first), limit)
+
+    def _members(self, index: str, key_name: str, keys: list[str]) -> Iterator[dict[str, Any]]:
+        for key in keys:
+            hits = [{"pk": h["pk"], "sk": h["sk"]} for h in self._query(index, f"{key_name} = :k", {":k": key})]
+            for start in range(0, len(hits), 100):
+                items = self._batch_get(hits[start : start + 100])
+                yield from sorted(items, key=lambda item: str(item.get("pk")))
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        pending: dict[str, Any] = {self.table_name: {"Keys": [_to_item(k) for k in keys]}}
+        while pending:
+            answer = self._ddb.batch_get_item(RequestItems=pending)
+            found += [_from_item(item) for item in answer.get("Responses", {}).get(self.table_name, [])]
+            pending = answer.get("UnprocessedKeys") or {}
+        return found
 
     def _query(
         self,
-        index: str,
+        index: str | None,
         condition: str,
         values: Mapping[str, Any],
         *,
@@ -432,11 +598,12 @@ class EventStore:
     ) -> Iterator[dict[str, Any]]:
         request: dict[str, Any] = {
             "TableName": self.table_name,
-            "IndexName": index,
             "KeyConditionExpression": condition,
             "ExpressionAttributeValues": _to_item(values),
             "ScanIndexForward": forward,
         }
+        if index:
+            request["IndexName"] = index
         if filter_expression:
             request["FilterExpression"] = filter_expression
         returned = 0
@@ -451,97 +618,28 @@ class EventStore:
                 return
             request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
+    def _scan(
+        self, filter_expression: str, values: Mapping[str, Any], *, segment: int = 0, total_segments: int = 1
+    ) -> Iterator[dict[str, Any]]:
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": filter_expression,
+            "ExpressionAttributeValues": _to_item(values),
+        }
+        if total_segments > 1:
+            request.update({"Segment": segment, "TotalSegments": total_segments})
+        while True:
+            answer = self._ddb.scan(**request)
+            for item in answer.get("Items", []):
+                yield _from_item(item)
+            if "LastEvaluatedKey" not in answer:
+                return
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         answer = self._ddb.get_item(TableName=self.table_name, Key=_to_item({"pk": pk, "sk": sk}))
         item = answer.get("Item")
         return _from_item(item) if item else None
-
-    # ------------------------------------------------------------------ recordings (the copier's writes)
-
-    def update_recording(
-        self,
-        call_id: str,
-        *,
-        remove: tuple[str, ...] = (),
-        unless_status: str | None = None,
-        **attributes: Any,
-    ) -> bool:
-        """Like set_recording, and also remove recording_<name> attributes (`remove`). With
-        `unless_status`, nothing is written when the recording already has that status: a failed
-        attempt must never overwrite "archived". Returns False when the condition stopped the write."""
-        key = {"pk": entity_key("CALL", call_id), "sk": STATE_SK}
-        return self._update_recording(key, remove, unless_status, attributes, must_exist=False)
-
-    def event_recording_state(self, event_id: str) -> dict[str, Any] | None:
-        """The recording attributes of an event whose recording has no call id to be filed under (a
-        call notification naming only its case); None when the event is not stored."""
-        answer = self._ddb.get_item(
-            TableName=self.table_name,
-            Key=_to_item({"pk": f"EV#{event_id}", "sk": EVENT_SK}),
-            ProjectionExpression="pk, recording_status, recording_s3_key, recording_size, recording_sha256,"
-            " recording_content_type, recording_error",
-            ConsistentRead=True,
-        )
-        item = answer.get("Item")
-        if not item:
-            return None
-        values = _from_item(item)
-        values.pop("pk", None)
-        return values
-
-    def update_event_recording(
-        self,
-        event_id: str,
-        *,
-        remove: tuple[str, ...] = (),
-        unless_status: str | None = None,
-        **attributes: Any,
-    ) -> bool:
-        """update_recording for the recording of an event (see event_recording_state). Only an
-        existing event is updated (False otherwise): the event item is written once, by put_event."""
-        key = {"pk": f"EV#{event_id}", "sk": EVENT_SK}
-        return self._update_recording(key, remove, unless_status, attributes, must_exist=True)
-
-    def _update_recording(
-        self,
-        key: Mapping[str, str],
-        remove: tuple[str, ...],
-        unless_status: str | None,
-        attributes: Mapping[str, Any],
-        *,
-        must_exist: bool,
-    ) -> bool:
-        present = {f"recording_{k}": v for k, v in attributes.items() if v is not None}
-        present["recording_updated_at"] = _now_iso()
-        dropped = [f"recording_{k}" for k in remove if f"recording_{k}" not in present]
-        names = {f"#{k}": k for k in [*present, *dropped]}
-        values = {f":{k}": v for k, v in present.items()}
-        update = "SET " + ", ".join(f"#{k} = :{k}" for k in present)
-        if dropped:
-            update += " REMOVE " + ", ".join(f"#{k}" for k in dropped)
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": _to_item(key),
-            "UpdateExpression": update,
-            "ExpressionAttributeNames": names,
-        }
-        conditions = []
-        if must_exist:
-            conditions.append("attribute_exists(pk)")
-        if unless_status is not None:
-            names["#recording_status"] = "recording_status"
-            values[":unless_status"] = unless_status
-            conditions.append("(attribute_not_exists(#recording_status) OR #recording_status <> :unless_status)")
-        if conditions:
-            request["ConditionExpression"] = " AND ".join(conditions)
-        request["ExpressionAttributeValues"] = _to_item(values)
-        try:
-            self._ddb.update_item(**request)
-        except ClientError as exc:
-            if conditions and exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
 
     # ------------------------------------------------------------------ scheduled sync (watermark, cursor, lease)
 
@@ -551,23 +649,13 @@ class EventStore:
         One conditional write on the job's item (pk SYNC#<job>, sk SYNC): it succeeds when nobody
         holds the lease, when the holder's `lease_until` (epoch ms) has passed, or when `owner` holds
         it already. Returns the item (watermark, cursor, ...) on success, None when the lease is held."""
-        names = {"#item_type": "item_type", "#owner": "lease_owner", "#until": "lease_until", "#at": "lease_taken_at"}
-        values = {":item_type": "sync", ":owner": owner, ":until": until_ms, ":now": now_ms, ":at": _now_iso()}
-        try:
-            answer = self._ddb.update_item(
-                TableName=self.table_name,
-                Key=_to_item(_sync_key(job)),
-                UpdateExpression="SET #item_type = :item_type, #owner = :owner, #until = :until, #at = :at",
-                ConditionExpression="attribute_not_exists(#owner) OR #until < :now OR #owner = :owner",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_to_item(values),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
-            raise
-        return _from_item(answer.get("Attributes") or {})
+        return self._update(
+            _sync_key(job),
+            {"item_type": "sync", "lease_owner": owner, "lease_until": until_ms, "lease_taken_at": _now_iso()},
+            condition="attribute_not_exists(#lease_owner) OR #lease_until < :now OR #lease_owner = :lease_owner",
+            values={":now": now_ms},
+            return_new=True,
+        )
 
     def save_sync_progress(
         self,
@@ -589,55 +677,29 @@ class EventStore:
         sets: dict[str, Any] = {**summary, "updated_at": _now_iso(), "watermark": watermark, "cursor": cursor}
         if until_ms is not None and not release:
             sets["lease_until"] = until_ms
-        present = {k: v for k, v in sets.items() if v is not None}
         removed = (["cursor"] if cursor is None else []) + (["lease_owner", "lease_until"] if release else [])
-        names = {f"#{k}": k for k in [*present, *removed, "lease_owner"]}
-        update = "SET " + ", ".join(f"#{k} = :{k}" for k in present)
-        if removed:
-            update += " REMOVE " + ", ".join(f"#{k}" for k in removed)
-        try:
-            self._ddb.update_item(
-                TableName=self.table_name,
-                Key=_to_item(_sync_key(job)),
-                UpdateExpression=update,
-                ConditionExpression="#lease_owner = :lease_owner_now",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_to_item(
-                    {**{f":{k}": v for k, v in present.items()}, ":lease_owner_now": owner}
-                ),
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        written = self._update(
+            _sync_key(job),
+            sets,
+            removes=removed,
+            condition="#owner_now = :owner_now",
+            names={"#owner_now": "lease_owner"},
+            values={":owner_now": owner},
+        )
+        return written is not None
 
     def set_sync_watermark(self, job: str, watermark: str, *, now_ms: int) -> bool:
         """Set a sync job's watermark and drop its cursor (an operator's "start from here"), unless a
         run holds the lease. Returns False when one does."""
-        try:
-            self._ddb.update_item(
-                TableName=self.table_name,
-                Key=_to_item(_sync_key(job)),
-                UpdateExpression="SET #item_type = :item_type, #watermark = :watermark, #at = :at REMOVE #cursor",
-                ConditionExpression="attribute_not_exists(#owner) OR #until < :now",
-                ExpressionAttributeNames={
-                    "#item_type": "item_type",
-                    "#watermark": "watermark",
-                    "#at": "updated_at",
-                    "#cursor": "cursor",
-                    "#owner": "lease_owner",
-                    "#until": "lease_until",
-                },
-                ExpressionAttributeValues=_to_item(
-                    {":item_type": "sync", ":watermark": watermark, ":at": _now_iso(), ":now": now_ms}
-                ),
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        written = self._update(
+            _sync_key(job),
+            {"item_type": "sync", "watermark": watermark, "updated_at": _now_iso()},
+            removes=["cursor"],
+            condition="attribute_not_exists(#owner) OR #until < :now",
+            names={"#owner": "lease_owner", "#until": "lease_until"},
+            values={":now": now_ms},
+        )
+        return written is not None
 
     def get_sync_state(self, job: str) -> dict[str, Any] | None:
         """A sync job's item: watermark, cursor, lease holder and the last run's summary."""
@@ -673,3 +735,14 @@ def _now_iso() -> str:
 def _sync_key(job: str) -> dict[str, str]:
     """Key of a scheduled sync job's bookkeeping item (not an event or entity: in no index)."""
     return {"pk": f"SYNC#{job}", "sk": "SYNC"}
+
+
+def _time_order(item: Mapping[str, Any]) -> tuple[str, str]:
+    return str(item.get("event_time") or ""), str(item.get("event_id") or "")
+
+
+def _limited(items: Iterable[dict[str, Any]], limit: int | None) -> Iterator[dict[str, Any]]:
+    for count, item in enumerate(items):
+        if limit is not None and count >= limit:
+            return
+        yield item
