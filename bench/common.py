@@ -199,15 +199,57 @@ def table_indexes(description: Mapping[str, Any]) -> tuple[tuple[str, ...], list
     return table_keys, specs
 
 
+def template_table(logical_id: str = "EventsTable") -> tuple[tuple[str, ...], list[IndexSpec]]:
+    """(table key names, global secondary indexes) of the table as template.yaml declares it."""
+    from tools.cfn import load_template
+
+    props = load_template(REPO_ROOT / "template.yaml")["Resources"][logical_id]["Properties"]
+    return table_indexes(props)
+
+
+def template_default(parameter: str) -> Any:
+    """The default value of one of template.yaml's parameters."""
+    from tools.cfn import load_template
+
+    return load_template(REPO_ROOT / "template.yaml")["Parameters"][parameter].get("Default")
+
+
+def _projected(item: Mapping[str, Mapping[str, Any]], table_keys: Sequence[str], index: IndexSpec) -> set[str]:
+    if index.projection == "ALL":
+        return set(item)
+    return {*table_keys, *index.keys, *(index.included if index.projection == "INCLUDE" else ())} & set(item)
+
+
 def index_entry_size(item: Mapping[str, Mapping[str, Any]], table_keys: Sequence[str], index: IndexSpec) -> int | None:
     """Size of the item's entry in `index`, or None when the item lacks the index's keys (sparse)."""
     if any(key not in item for key in index.keys):
         return None
-    if index.projection == "ALL":
-        projected: Iterable[str] = item
-    else:
-        projected = {*table_keys, *index.keys, *(index.included if index.projection == "INCLUDE" else ())}
-    return item_size(item, projected) + INDEX_ENTRY_OVERHEAD
+    return item_size(item, _projected(item, table_keys, index)) + INDEX_ENTRY_OVERHEAD
+
+
+def index_write_units(
+    before: Mapping[str, Mapping[str, Any]] | None,
+    after: Mapping[str, Mapping[str, Any]] | None,
+    table_keys: Sequence[str],
+    index: IndexSpec,
+) -> list[int]:
+    """The index writes (write units of each) that a table write from `before` to `after` costs in one
+    global secondary index, by DynamoDB's rules (developer guide, "Provisioned throughput considerations
+    for global secondary indexes"): an item in the index neither before nor after, none; put into it or
+    taken out of it, one; an indexed key attribute changed, two (delete the old entry, put the new one);
+    only projected attributes changed, one; nothing projected changed, none."""
+    old = index_entry_size(before, table_keys, index) if before is not None else None
+    new = index_entry_size(after, table_keys, index) if after is not None else None
+    if old is None:
+        return [] if new is None else [write_units(new)]
+    if new is None or before is None or after is None:
+        return [write_units(old)]
+    if any(before[key] != after[key] for key in index.keys):
+        return [write_units(old), write_units(new)]
+    names = _projected(before, table_keys, index) | _projected(after, table_keys, index)
+    if any(before.get(name) != after.get(name) for name in names):
+        return [write_units(new)]
+    return []
 
 
 # ---------------------------------------------------------------------------------------------- deliveries

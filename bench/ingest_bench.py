@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,6 @@ from bench.common import (
     LogSink,
     SampleDelivery,
     function_output,
-    index_entry_size,
     item_size,
     median,
     ms,
@@ -41,8 +41,9 @@ from bench.common import (
     replay,
     simulated_deliveries,
     table_indexes,
+    template_default,
+    template_table,
     to_jsonable,
-    write_units,
 )
 
 
@@ -238,30 +239,177 @@ def measure_throughput(
     return {"by_concurrency": results, "rounds": rounds, "per_round": per_round}
 
 
+# ---------------------------------------------------------------------------------------------- items of a delivery
+
+SAMPLE_EVENTS = REPO_ROOT / "events" / "apigw"
+# The second body size the cost is given at (the issue's "2 KB body").
+PADDED_BODY_BYTES = 2_048
+# Words of the padding: free text as an agent's note or a chat transcript holds, which zlib shrinks about
+# as much as it shrinks the samples' own text (random characters would not shrink at all).
+_PAD_TEXT = (
+    "customer asked call back tomorrow morning about the payment plan agreed promised transfer before friday "
+    "number busy no answer voicemail left message wrong person reached relative said will inform account "
+    "balance due date reminder sent whatsapp template delivered read replied thanks please confirm amount "
+    "installment reschedule request approved supervisor review pending documents uploaded verified address "
+    "office hours weekend holiday discount offer accepted declined dispute escalated ticket closed resolved"
+)
+
+
+@dataclass(frozen=True)
+class DeliveryItems:
+    """What one delivery writes, as the ingest path's own builders make it (DynamoDB JSON)."""
+
+    name: str
+    webhook_type: str
+    entity_kind: str
+    body_bytes: int
+    envelope_bytes: int
+    event: dict[str, Any]
+    state: dict[str, Any] | None  # None: a stateless kind (the event is all there is)
+    state_before: dict[str, Any] | None  # the state a previous event of the same entity left
+    recording: bool  # a recording link the recordings queue gets (one SQS message)
+
+
+def sample_events() -> list[tuple[str, dict[str, Any]]]:
+    """The API Gateway events of every sample of events/ (`make events` builds them): the bench's mix."""
+    return [
+        (str(path.relative_to(SAMPLE_EVENTS)), json.loads(path.read_text()))
+        for path in sorted(SAMPLE_EVENTS.rglob("*.json"))
+    ]
+
+
+def padded_event(event: dict[str, Any], size: int, seed: int = 5) -> dict[str, Any] | None:
+    """The same delivery with its body grown to `size` bytes by a free-text `notes` string (a key no
+    model reads); None when the body is already larger."""
+    import random
+
+    body = event["body"].encode() if not event.get("isBase64Encoded") else None
+    if body is None or len(body) > size - 16:
+        return None
+    value = json.loads(body)
+    draw = random.Random(seed)  # noqa: S311 - filler text, not a secret
+    vocabulary = _PAD_TEXT.split()
+    words: list[str] = []
+    while True:
+        value["notes"] = " ".join(words)
+        grown = json.dumps(value, ensure_ascii=False).encode()
+        if len(grown) >= size:
+            break
+        words.append(draw.choice(vocabulary))
+    value["notes"] = value["notes"][: len(value["notes"]) - (len(grown) - size)]
+    text = json.dumps(value, ensure_ascii=False)
+    assert len(text.encode()) == size
+    return {**event, "body": text, "headers": {**event["headers"], "content-length": str(size)}}
+
+
+def delivery_items(name: str, event: dict[str, Any]) -> DeliveryItems:
+    """The event item, the state item (and the state a previous event of the entity left) that the
+    webhook function writes for `event`: the real parsing, model, record, envelope and item builders,
+    with the settings of the template's defaults. No AWS call."""
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from airudder_ingest import apigw, store
+    from airudder_ingest.archive import ClaimChecks
+    from airudder_ingest.events import iso_utc
+    from airudder_ingest.http_edge import _envelope
+    from airudder_ingest.models import model_for, read_facts
+    from airudder_ingest.recorder import EventRecorder
+    from airudder_ingest.settings import StoreSettings
+
+    ttl_days = int(template_default("EventTtlDays") or 0)
+    settings = StoreSettings.model_validate(
+        {
+            "EVENTS_TABLE": "bench",
+            "ARCHIVE_BUCKET": "bench",
+            "EVENT_TTL_DAYS": ttl_days,
+            "DEFAULT_COUNTRY_CODE": template_default("DefaultCountryCode") or "",
+            "NAIVE_TIME_OFFSET": template_default("NaiveTimeOffset") or "+00:00",
+        }
+    )
+    recorder = EventRecorder(settings, store.EventStore("bench", None), ClaimChecks("bench", None), None)
+    request = apigw.parse_event(event)
+    model = model_for(request.route_path, request.path_params)
+    if model is None:
+        raise RuntimeError(f"no model for {request.route_path}")
+    value = json.loads(request.body.decode("utf-8-sig"))
+    received = datetime.fromtimestamp(request.received_ms / 1000, UTC)
+    rec = recorder.build_record(
+        webhook_type=model.webhook_type,
+        route=request.route_path,
+        value=value,
+        facts=read_facts(model, value),
+        received_at=iso_utc(received),
+        source="webhook",
+        request_id=request.request_id,
+    )
+    blob = _envelope(request).pack()
+    if len(blob) > store.MAX_INLINE_ENVELOPE_BYTES:
+        raise RuntimeError(f"{name}: the envelope would be a claim check; the bench's mix has none")
+    expires = int(received.timestamp()) + settings.event_ttl_days * 86_400 if settings.event_ttl_days else None
+    shards = settings.parent_shards
+    item = store._to_item(store.event_item(rec, envelope=blob, parent_shards=shards, expires_at=expires))
+    state = before = None
+    if rec.entity_kind not in store.STATELESS_KINDS:
+        now = iso_utc(received)
+        fields = store.state_fields(rec, parent_shards=shards, now=now)
+        state = store._to_item({"pk": rec.entity, "sk": store.STATE_SK, **fields})
+        # The entity's previous event: another id, a minute earlier, the same facts.
+        earlier = iso_utc(received - timedelta(minutes=1))
+        prior = replace(rec, event_id=f"{int(rec.event_id, 16) ^ 1:032x}", received_at=earlier)
+        before = store._to_item(
+            {"pk": rec.entity, "sk": store.STATE_SK, **store.state_fields(prior, parent_shards=shards, now=earlier)}
+        )
+    from airudder_ingest.recorder import recording_fits_queue
+
+    return DeliveryItems(
+        name=name,
+        webhook_type=rec.webhook_type,
+        entity_kind=rec.entity_kind,
+        body_bytes=len(request.body),
+        envelope_bytes=len(blob),
+        event=item,
+        state=state,
+        state_before=before,
+        recording=bool(rec.recording_url) and recording_fits_queue(rec),
+    )
+
+
 # ---------------------------------------------------------------------------------------------- calls and items
 
 
-def measure_calls_and_items(calls: int = 120, concurrency: int = 4) -> dict[str, Any]:
-    """AWS calls per delivery (fault proxy call log) and the DynamoDB writes, for the simulated mix
-    pushed through the gateway; sizes are computed from the items as stored."""
+def measure_calls_and_items(repeats: int = 2) -> dict[str, Any]:
+    """AWS calls per delivery, counted on the wire (the fault proxy's call log), for every sample of
+    events/ posted through the local gateway `repeats` times (the first post of a body stores it, the
+    later ones each a new event of the same entity: the body with a `bench_seq` key no model reads), and
+    the items as stored, sized by DynamoDB's rules beside the sizes the builders give (delivery_items)."""
+    import requests
+
     from tools.local_aws import DEFAULT_TOKEN
     from tools.local_stack import LocalStack
-    from tools.simulator import Dataset, DatasetConfig, WebhookPusher
 
-    dataset = Dataset(DatasetConfig(seed=11, workflows=4, calls_per_workflow=max(1, calls // 4)))
+    samples = sample_events()
     with function_output(), LocalStack(with_fault_proxy=True, token=DEFAULT_TOKEN) as stack:
         assert stack.faults is not None
-        pusher = WebhookPusher(
-            stack.gateway_url,
-            recording_base_url="https://recordings.airudder.com",
-            token=stack.token,
-            concurrency=concurrency,
-            retry_delay=0.5,
-        )
         stack.faults.reset_calls()
-        report = pusher.push(dataset.calls())
-        if report.delivered != report.planned:
-            raise RuntimeError(f"not every delivery was stored: {report.summary()}")
+        posted = 0
+        with requests.Session() as http:
+            for n in range(repeats):
+                for name, event in samples:
+                    body = event["body"].encode()
+                    if n:
+                        value = json.loads(body)
+                        value["bench_seq"] = n
+                        body = json.dumps(value).encode()
+                    answer = http.post(
+                        stack.url(event["rawPath"], with_token=True),
+                        data=body,
+                        headers={"content-type": "application/json", "user-agent": event["headers"]["user-agent"]},
+                        timeout=30,
+                    )
+                    if answer.status_code != 200 or answer.headers.get("x-ingest-outcome") != "stored":
+                        raise RuntimeError(f"{name}: answered {answer.status_code} {answer.text[:200]}")
+                    posted += 1
         counted = Counter(f"{c.service}:{c.operation}" for c in stack.faults.calls() if c.service != "moto")
         ddb = stack.boto3_client("dynamodb")
         table = stack.resources["EventsTable"]["Ref"]
@@ -269,42 +417,142 @@ def measure_calls_and_items(calls: int = 120, concurrency: int = 4) -> dict[str,
         items = [item for page in ddb.get_paginator("scan").paginate(TableName=table) for item in page.get("Items", [])]
         assert stack.functions is not None
         memory_mb = int(stack.functions.spec(stack.route_objects[0].function_id).memory_mb)
-    delivered = report.delivered
     table_keys, indexes = table_indexes(description)
-    states = {item["pk"]["S"]: item for item in items if item.get("sk", {}).get("S") == "STATE"}
-    events = [item for item in items if item.get("sk", {}).get("S") == "EV"]
-    wru: Counter[str] = Counter()
-    index_hits: Counter[str] = Counter()
-    sizes: dict[str, list[int]] = {"event": [], "state": []}
-    for event in events:
-        size = item_size(event)
-        sizes["event"].append(size)
-        wru["event item"] += write_units(size)
-        for index in indexes:
-            entry = index_entry_size(event, table_keys, index)
-            if entry is not None:
-                wru[f"event in {index.name}"] += write_units(entry)
-                index_hits[f"event:{index.name}"] += 1
-        state = states.get(event.get("entity", {}).get("S", ""))
-        if state is None:  # a stateless kind: the event is all there is
-            continue
-        # An UpdateItem is metered on the larger of the item before and after: the final item here.
-        size = item_size(state)
-        sizes["state"].append(size)
-        wru["state item"] += write_units(size)
-        for index in indexes:
-            entry = index_entry_size(state, table_keys, index)
-            if entry is not None:
-                wru[f"state in {index.name}"] += write_units(entry)
-                index_hits[f"state:{index.name}"] += 1
+    stored = {
+        kind: [item_size(i) for i in items if i.get("item_type", {}).get("S") == kind] for kind in ("event", "state")
+    }
+    built = [delivery_items(name, event) for name, event in samples]
     return {
-        "deliveries": delivered,
-        "push": report.summary(),
-        "calls_per_delivery": {k: round(v / delivered, 3) for k, v in sorted(counted.items())},
+        "deliveries": posted,
+        "samples": len(samples),
+        "calls_per_delivery": {k: round(v / posted, 3) for k, v in sorted(counted.items())},
         "calls_total": dict(sorted(counted.items())),
-        "wru_per_delivery": {k: round(v / delivered, 3) for k, v in sorted(wru.items())},
-        "wru_per_delivery_total": round(sum(wru.values()) / delivered, 3),
-        "index_entries_per_delivery": {k: round(v / delivered, 3) for k, v in sorted(index_hits.items())},
-        "item_bytes_median": {k: int(median(v)) if v else 0 for k, v in sizes.items()},
+        "item_bytes_median_stored": {k: int(median(v)) if v else 0 for k, v in stored.items()},
+        "item_bytes_median_built": {
+            "event": int(median([item_size(d.event) for d in built])),
+            "state": int(median([item_size(d.state) for d in built if d.state])),
+        },
+        "stored_items": {k: len(v) for k, v in stored.items()},
+        "table_keys": list(table_keys),
+        "indexes": [{"name": i.name, "keys": list(i.keys), "projection": i.projection} for i in indexes],
         "function_memory_mb": memory_mb,
     }
+
+
+# ---------------------------------------------------------------------------------------------- the archive
+
+
+def sample_variants(count: int) -> list[SampleDelivery]:
+    """`count` distinct deliveries cycling through the samples of events/: the n-th round adds a
+    `bench_seq` key no model reads (a new event of the same entity, same type and day)."""
+    samples = sample_events()
+    found = []
+    for n in range(count):
+        name, event = samples[n % len(samples)]
+        value = json.loads(event["body"])
+        if n >= len(samples):
+            value["bench_seq"] = n // len(samples)
+        found.append(SampleDelivery(event["rawPath"], json.dumps(value).encode(), name))
+    return found
+
+
+def measure_archive(deliveries: list[SampleDelivery], time_limit: float = 240.0) -> dict[str, Any]:
+    """Archive objects per 1,000 deliveries at the template's default batching: the deliveries stored
+    by the webhook handler (in-process, on moto), then the table's stream read and handed to the
+    archiver function in the batches its event source mapping makes (tools/stream_poller.py: the
+    mapping's BatchSize and FilterCriteria from template.yaml), every batch full (records enough to fill
+    it). Also the archiver's time per invocation (its billed duration) and bytes per line."""
+    from tools.local_aws import DEFAULT_TOKEN
+    from tools.local_stack import LocalStack
+
+    with LocalStack(with_fault_proxy=False, token=DEFAULT_TOKEN) as stack, function_output():
+        started = time.monotonic()
+        stored = 0
+        for delivery in deliveries:
+            if time.monotonic() - started > time_limit:
+                break
+            answer = stack.invoke(*_event_for(stack, delivery))
+            if answer.get("statusCode") != 200:
+                raise RuntimeError(f"{delivery.kind}: answered {answer.get('statusCode')}: {answer.get('body')}")
+            stored += answer["headers"].get("x-ingest-outcome") == "stored"
+        poller = stack.stream_poller("ArchiverFunction")
+        invocation_s: list[float] = []
+        invoke = poller._invoke  # the mapping's own invoke, timed: the archiver's billed duration
+
+        def timed(event: dict[str, Any]) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return invoke(event)
+            finally:
+                invocation_s.append(time.perf_counter() - t0)
+
+        poller._invoke = timed
+        poller.drain()
+        s3 = stack.boto3_client("s3")
+        bucket = stack.resources["ArchiveBucket"]["Ref"]
+        keys = [
+            obj
+            for prefix in ("raw/", "quarantine/")
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents") or []
+        ]
+        lines = 0
+        from airudder_ingest.archive import iter_jsonl_gz
+
+        for obj in keys:
+            lines += sum(1 for _ in iter_jsonl_gz(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()))
+        assert stack.functions is not None
+        memory_mb = int(stack.functions.spec("ArchiverFunction").memory_mb)
+        batch_size = poller.batch_size
+        filtered_out = poller.filtered_out
+    batches = [b for b in poller.batches if b.records]
+    return {
+        "deliveries": stored,
+        "batch_size": batch_size,
+        "batching_window_s": template_default("ArchiverBatchWindowSeconds"),
+        "invocations": len(batches),
+        "records_per_invocation": round(sum(b.records for b in batches) / max(1, len(batches)), 1),
+        "records_filtered_out": filtered_out,
+        "objects": len(keys),
+        "lines": lines,
+        "objects_per_1000_deliveries": round(1000 * len(keys) / max(1, stored), 2),
+        "target_objects_per_1000": 5,
+        "met": 1000 * len(keys) / max(1, stored) <= 5,
+        "archiver_median_ms": ms(median(invocation_s)),
+        "archiver_memory_mb": memory_mb,
+        "bytes_per_line": round(sum(int(o["Size"]) for o in keys) / max(1, lines), 1),
+    }
+
+
+def model_write_units() -> dict[str, Any]:
+    """Write units per delivery, from the items the real builders make for every sample of events/ (as
+    they are, and grown to PADDED_BODY_BYTES) and DynamoDB's metering and index rules, with the table's
+    indexes as template.yaml declares them; for both cost.SCENARIOS."""
+    from bench.cost import SCENARIOS, mix_write_units
+
+    table_keys, indexes = template_table()
+    samples = sample_events()
+    mixes = {
+        "samples": [delivery_items(name, event) for name, event in samples],
+        f"{PADDED_BODY_BYTES}_byte_bodies": [
+            delivery_items(name, padded)
+            for name, event in samples
+            if (padded := padded_event(event, PADDED_BODY_BYTES)) is not None
+        ],
+    }
+    result: dict[str, Any] = {
+        "indexes": [{"name": i.name, "keys": list(i.keys), "projection": i.projection} for i in indexes],
+    }
+    for mix, found in mixes.items():
+        result[mix] = {
+            "deliveries": len(found),
+            "body_bytes_median": int(median([d.body_bytes for d in found])),
+            "envelope_bytes_median": int(median([d.envelope_bytes for d in found])),
+            "event_item_bytes_median": int(median([item_size(d.event) for d in found])),
+            "event_items_over_1kb": sum(item_size(d.event) > 1024 for d in found),
+            "state_item_bytes_median": int(median([item_size(d.state) for d in found if d.state])),
+            "stateless": sum(d.state is None for d in found),
+            "recording_share": round(sum(d.recording for d in found) / len(found), 3),
+            **{scenario: mix_write_units(found, scenario, table_keys, indexes) for scenario in SCENARIOS},
+        }
+    return result

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.run [--json bench/results.json] [--quick] [--only overhead coldstart ...]
 
 Prints one line per figure and writes the same figures (with their details) to the JSON file.
-Sections: overhead, coldstart, throughput, cost (bench/ingest_bench.py, bench/coldstart.py,
+Sections: overhead, coldstart, throughput, archive, cost (bench/ingest_bench.py, bench/coldstart.py,
 bench/cost.py), and the hooks below. Everything runs on this machine against the embedded moto server;
 all traffic stays on the loopback interface, and every loop is bounded in count and time.
 
@@ -32,7 +32,7 @@ from typing import Any
 from bench.common import REPO_ROOT, say
 
 HOOKS = {"recordings": "bench/recordings_bench.py", "sync": "bench/sync_bench.py"}
-SECTIONS = ("overhead", "coldstart", "throughput", "cost", *HOOKS)
+SECTIONS = ("overhead", "coldstart", "throughput", "archive", "cost", *HOOKS)
 HOOK_TIME_LIMIT = 300
 
 
@@ -117,18 +117,44 @@ def _line_throughput(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _line_archive(r: dict[str, Any]) -> str:
+    return (
+        f"archive: {r['objects_per_1000_deliveries']:.2f} objects per 1,000 deliveries  ({r['objects']} objects,"
+        f" {r['lines']} lines for {r['deliveries']} deliveries ({r['mix']}); batch size {r['batch_size']} (window"
+        f" {r['batching_window_s']} s), {r['invocations']} invocations of {r['records_per_invocation']:.0f} records,"
+        f" archiver median {r['archiver_median_ms']:.0f} ms; target <= {r['target_objects_per_1000']}:"
+        f" {'met' if r['met'] else 'NOT met'})"
+    )
+
+
 def _line_cost(r: dict[str, Any]) -> list[str]:
-    lines = r["lines"]
-    inputs = r["inputs"]
-    return [
-        f"cost: ${r['usd_per_million_deliveries']:.2f} per million deliveries  (API Gateway {lines['api_gateway']:.2f}"
-        f" + Lambda {lines['lambda_requests'] + lines['lambda_duration']:.2f} ({inputs['lambda_memory_mb']} MB arm64,"
-        f" {inputs['lambda_billed_ms']} ms) + DynamoDB {lines['dynamodb_writes']:.2f}"
-        f" ({inputs['dynamodb_wru_per_delivery']:.2f} WRU) + S3 PUT {lines['s3_put']:.2f}"
-        f" ({inputs['s3_put_per_delivery']:.2f}) + SQS {lines['sqs']:.2f} ({inputs['sqs_send_per_delivery']:.2f});"
-        f" us-east-1 prices as of {r['prices_as_of']}: HTTP API $1.00/M, Lambda arm64 $0.0000133334/GB-s +"
-        f" $0.20/M, DynamoDB $0.625/M WRU, S3 PUT $0.005/1000, SQS $0.40/M)"
-    ]
+    bill = r["bill"]
+    inputs = bill["inputs"]
+    out = []
+    names = {"known_entity": "a known entity", "new_entity": "a new entity each time"}
+    for mix, scenarios in bill["by_mix"].items():
+        label = f"the {r['model'][mix]['deliveries']} samples of events/" if mix == "samples" else mix.replace("_", " ")
+        for scenario, b in scenarios.items():
+            lines = b["lines"]
+            writes = " + ".join(f"{k} {v:.2f}" for k, v in b["wru_by_write"].items())
+            target = f"; target <= {b['target_usd']:.2f}: {'met' if b['met'] else 'NOT met'}" if "met" in b else ""
+            out.append(
+                f"cost, {names[scenario]}, {label}: ${b['usd_per_million_deliveries']:.2f} per million deliveries"
+                f"  ({b['wru_per_delivery']:.2f} WRU per delivery = {writes}; API Gateway {lines['api_gateway']:.2f}"
+                f" + Lambda {lines['lambda_requests'] + lines['lambda_duration']:.2f}"
+                f" ({inputs['webhook_memory_mb']} MB, {inputs['webhook_billed_ms']} ms)"
+                f" + DynamoDB {lines['dynamodb_writes']:.2f} + SQS {lines['sqs']:.2f}"
+                f" + archiver {lines['archiver_requests'] + lines['archiver_duration']:.3f}"
+                f" + archive PUTs {lines['archive_s3_put']:.3f}"
+                f" + claim checks {lines['s3_put_claim_checks']:.2f}{target})"
+            )
+    out.append(
+        f"cost inputs: prices us-east-1 as of {bill['prices_as_of']} (HTTP API $1.00/M, Lambda arm64 $0.0000133334/GB-s"
+        f" + $0.20/M, DynamoDB $0.625/M WRU, S3 PUT $0.005/1000, SQS $0.40/M); calls per delivery on the wire"
+        f" {r['calls']['calls_per_delivery']}; items as stored (median bytes) {r['calls']['item_bytes_median_stored']}"
+        f" vs built {r['calls']['item_bytes_median_built']}"
+    )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,8 +172,15 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
 
     from bench.coldstart import measure_cold_start
-    from bench.cost import bill_per_million
-    from bench.ingest_bench import measure_calls_and_items, measure_overhead, measure_throughput
+    from bench.common import simulated_deliveries
+    from bench.cost import ingest_bill
+    from bench.ingest_bench import (
+        measure_archive,
+        measure_calls_and_items,
+        measure_overhead,
+        measure_throughput,
+        model_write_units,
+    )
 
     started = time.monotonic()
     figures: dict[str, Any] = {}
@@ -185,11 +218,24 @@ def main(argv: list[str] | None = None) -> int:
         _line_throughput,
     )
 
+    def archive() -> dict[str, Any]:
+        # The AIRUDDER simulator's traffic (call completions and dialer ContactStatus), enough to fill batches.
+        count = 1_200 if quick else 3_000
+        result = measure_archive(simulated_deliveries(calls=count * 2 // 3, seed=13), time_limit=120 if quick else 300)
+        return {**result, "mix": "the AIRUDDER simulator's call completions and dialer ContactStatus"}
+
+    section("archive", archive, _line_archive)
+
     def cost() -> dict[str, Any]:
         overhead = figures.get("overhead")
         if not overhead or "ratio" not in overhead:  # the Lambda duration comes from the overhead figure
             overhead = measure_overhead(pairs=30, warmup=5)
-        return bill_per_million(measure_calls_and_items(calls=40 if quick else 120), overhead)
+        stream = figures.get("archive")
+        if not stream or "objects" not in stream:
+            stream = {**measure_archive(simulated_deliveries(calls=800, seed=13)), "mix": "simulated"}
+        model = model_write_units()
+        calls = measure_calls_and_items(repeats=1 if quick else 2)
+        return {"model": model, "calls": calls, "bill": ingest_bill(model, calls, stream, overhead)}
 
     section("cost", cost, _line_cost)
     for name, script in HOOKS.items():
