@@ -456,14 +456,38 @@ def sample_variants(count: int) -> list[SampleDelivery]:
     return found
 
 
+# Lambda's limit on an invocation's payload: a stream batch closes before its records pass it.
+LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
+
+
+def stream_batches(records: list[dict[str, Any]], batch_size: int) -> list[list[dict[str, Any]]]:
+    """Records (Lambda's JSON) cut into batches as the event source mapping cuts a shard's backlog: at
+    `batch_size` records, or before the invocation's payload would pass LAMBDA_PAYLOAD_BYTES."""
+    batches: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = len(b'{"Records":[]}')
+    for record in records:
+        record_bytes = len(json.dumps(record, separators=(",", ":")).encode()) + 1
+        if current and (len(current) >= batch_size or size + record_bytes > LAMBDA_PAYLOAD_BYTES):
+            batches.append(current)
+            current, size = [], len(b'{"Records":[]}')
+        current.append(record)
+        size += record_bytes
+    if current:
+        batches.append(current)
+    return batches
+
+
 def measure_archive(deliveries: list[SampleDelivery], time_limit: float = 240.0) -> dict[str, Any]:
     """Archive objects per 1,000 deliveries at the template's default batching: the deliveries stored
-    by the webhook handler (in-process, on moto), then the table's stream read and handed to the
-    archiver function in the batches its event source mapping makes (tools/stream_poller.py: the
-    mapping's BatchSize and FilterCriteria from template.yaml), every batch full (records enough to fill
-    it). Also the archiver's time per invocation (its billed duration) and bytes per line."""
+    by the webhook handler (in-process, on moto), the table's stream read whole, the archiver mapping's
+    FilterCriteria applied, the records cut into its batches (stream_batches: BatchSize from the
+    template, Lambda's 6 MB payload) and each batch handed to the archiver function. Every batch is as
+    full as those limits allow: traffic enough to fill one within the batching window (see README).
+    Also the archiver's time per invocation (its billed duration) and the bytes of a record."""
     from tools.local_aws import DEFAULT_TOKEN
     from tools.local_stack import LocalStack
+    from tools.stream_poller import lambda_record, matches
 
     with LocalStack(with_fault_proxy=False, token=DEFAULT_TOKEN) as stack, function_output():
         started = time.monotonic()
@@ -475,19 +499,35 @@ def measure_archive(deliveries: list[SampleDelivery], time_limit: float = 240.0)
             if answer.get("statusCode") != 200:
                 raise RuntimeError(f"{delivery.kind}: answered {answer.get('statusCode')}: {answer.get('body')}")
             stored += answer["headers"].get("x-ingest-outcome") == "stored"
-        poller = stack.stream_poller("ArchiverFunction")
+        # The mapping's stream, filters and settings as the local stack reads them from the template.
+        mapping = stack.stream_poller("ArchiverFunction")
+        batch_size = int(template_default("ArchiverBatchSize"))
+        streams = stack.boto3_client("dynamodbstreams")
+        shards = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
+        records: list[dict[str, Any]] = []
+        read = 0
+        for shard in shards:
+            iterator = streams.get_shard_iterator(
+                StreamArn=mapping.stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            while iterator:
+                page = streams.get_records(ShardIterator=iterator, Limit=1000)
+                found = page.get("Records") or []
+                read += len(found)
+                records += [
+                    r
+                    for r in (lambda_record(x, mapping.stream_arn) for x in found)
+                    if not mapping.filters or any(matches(p, r) for p in mapping.filters)
+                ]
+                iterator = page.get("NextShardIterator") if found else None
+        batches = stream_batches(records, batch_size)
         invocation_s: list[float] = []
-        invoke = poller._invoke  # the mapping's own invoke, timed: the archiver's billed duration
-
-        def timed(event: dict[str, Any]) -> Any:
+        objects = 0
+        for batch in batches:
             t0 = time.perf_counter()
-            try:
-                return invoke(event)
-            finally:
-                invocation_s.append(time.perf_counter() - t0)
-
-        poller._invoke = timed
-        poller.drain()
+            result = stack.invoke("ArchiverFunction", {"Records": batch})
+            invocation_s.append(time.perf_counter() - t0)
+            objects += int(result["objects"])
         s3 = stack.boto3_client("s3")
         bucket = stack.resources["ArchiveBucket"]["Ref"]
         keys = [
@@ -496,31 +536,34 @@ def measure_archive(deliveries: list[SampleDelivery], time_limit: float = 240.0)
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
             for obj in page.get("Contents") or []
         ]
-        lines = 0
         from airudder_ingest.archive import iter_jsonl_gz
 
-        for obj in keys:
-            lines += sum(1 for _ in iter_jsonl_gz(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()))
+        lines = sum(
+            1 for obj in keys for _ in iter_jsonl_gz(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+        )
         assert stack.functions is not None
         memory_mb = int(stack.functions.spec("ArchiverFunction").memory_mb)
-        batch_size = poller.batch_size
-        filtered_out = poller.filtered_out
-    batches = [b for b in poller.batches if b.records]
+    record_bytes = [len(json.dumps(r, separators=(",", ":")).encode()) for r in records]
+    per_1000 = 1000 * objects / max(1, stored)
     return {
         "deliveries": stored,
+        "stream_records": read,
+        "records_after_filter": len(records),
+        "record_bytes_median": int(median(record_bytes)),
         "batch_size": batch_size,
         "batching_window_s": template_default("ArchiverBatchWindowSeconds"),
+        "records_per_invocation_limit": min(batch_size, LAMBDA_PAYLOAD_BYTES // max(1, int(median(record_bytes)))),
         "invocations": len(batches),
-        "records_per_invocation": round(sum(b.records for b in batches) / max(1, len(batches)), 1),
-        "records_filtered_out": filtered_out,
-        "objects": len(keys),
+        "records_per_invocation": round(len(records) / max(1, len(batches)), 1),
+        "objects": objects,
+        "objects_listed": len(keys),
         "lines": lines,
-        "objects_per_1000_deliveries": round(1000 * len(keys) / max(1, stored), 2),
+        "objects_per_1000_deliveries": round(per_1000, 2),
         "target_objects_per_1000": 5,
-        "met": 1000 * len(keys) / max(1, stored) <= 5,
+        "met": per_1000 <= 5,
         "archiver_median_ms": ms(median(invocation_s)),
         "archiver_memory_mb": memory_mb,
-        "bytes_per_line": round(sum(int(o["Size"]) for o in keys) / max(1, lines), 1),
+        "object_bytes_median": int(median([int(o["Size"]) for o in keys])) if keys else 0,
     }
 
 
