@@ -34,7 +34,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from .archive import RawArchive, body_of
+from .archive import ArchiveReader as RawArchive
+from .archive import body_of
 from .events import iso_utc, normalise_phone, to_utc
 from .export import (
     EVENT_COLUMNS,
@@ -170,7 +171,6 @@ class Context:
             self._store = EventStore(
                 self.target.table or "",
                 self.client("dynamodb"),
-                day_shards=settings.day_shards,
                 parent_shards=settings.parent_shards,
             )
         return self._store
