@@ -20,7 +20,7 @@ from airudder_ingest.archive import (
     claim_key,
     iter_jsonl_gz,
 )
-from airudder_ingest.archiver import Archiver, inserted_item, stream_item
+from airudder_ingest.archiver import Archiver, inserted_item
 from airudder_ingest.models.record import EventRecord
 from airudder_ingest.store import event_item, quarantine_item
 
@@ -281,12 +281,6 @@ def test_the_same_batch_gives_the_same_bytes() -> None:
     Archiver(BUCKET, first).handle({"Records": records})
     Archiver(BUCKET, second).handle({"Records": records})
     assert first.objects == second.objects
-
-
-def test_stream_images_decode_binary_sent_as_base64() -> None:
-    blob = envelope_of(50).pack()
-    item = stream_item({"pk": {"S": "CALL#x"}, "envelope": {"B": base64.b64encode(blob).decode()}, "n": {"N": "3"}})
-    assert item["envelope"] == blob and item["n"] == 3
 
 
 def test_logs_name_ids_never_phones_or_bodies(caplog: pytest.LogCaptureFixture) -> None:

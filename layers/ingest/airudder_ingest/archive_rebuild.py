@@ -148,7 +148,9 @@ def rebuild_archive(
         counts.missing += 1
         known[place].add(ident)  # the same id twice in one run (a scan repeats nothing; cheap to be sure)
         if not dry_run:
-            spools.setdefault(place, _Spool()).add(ident, line)
+            if place not in spools:
+                spools[place] = _Spool()
+            spools[place].add(ident, line)
     for place, spool in sorted(spools.items()):
         key = partition_prefix(*place) + rebuild_object_name(spool.ids)
         s3.upload_fileobj(spool.finish(), bucket, key, ExtraArgs={"ContentType": "application/gzip"})

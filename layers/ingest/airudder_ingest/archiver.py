@@ -22,7 +22,6 @@ Logs and metrics name event ids, quarantine ids, counts and keys: never a phone 
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from boto3.dynamodb.types import Binary, TypeDeserializer
 from botocore.exceptions import ClientError
 
 from . import aws
@@ -47,6 +45,7 @@ from .archive import (
     partition_prefix,
     unpack_envelope,
 )
+from .store import item_from_stream
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -59,36 +58,12 @@ _MISSING_OBJECT = frozenset({"NoSuchKey", "404", "NotFound"})
 _FOLDER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
-_deserializer = TypeDeserializer()
-
 
 class Unarchivable(Exception):
     """An item whose line can never be written (retrying cannot help); the message is the reason."""
 
 
 # ---------------------------------------------------------------------------------------- stream -> item
-
-
-def _typed(value: Any) -> Any:
-    """A Lambda event's attribute value as boto3 deserializes it: binary arrives as base64 text."""
-    if not isinstance(value, Mapping) or len(value) != 1:
-        return value
-    ((kind, inner),) = value.items()
-    if kind == "B" and isinstance(inner, str):
-        return {"B": base64.b64decode(inner)}
-    if kind == "BS" and isinstance(inner, list):
-        return {"BS": [base64.b64decode(v) if isinstance(v, str) else v for v in inner]}
-    if kind == "M" and isinstance(inner, Mapping):
-        return {"M": {k: _typed(v) for k, v in inner.items()}}
-    if kind == "L" and isinstance(inner, list):
-        return {"L": [_typed(v) for v in inner]}
-    return value
-
-
-def stream_item(image: Mapping[str, Any]) -> dict[str, Any]:
-    """A stream record's NewImage (Lambda's JSON) as the plain item store.py returns (bytes, Decimal)."""
-    item = {key: _deserializer.deserialize(_typed(value)) for key, value in image.items()}
-    return {k: (bytes(v) if isinstance(v, Binary) else v) for k, v in item.items()}
 
 
 def inserted_item(record: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -100,7 +75,7 @@ def inserted_item(record: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     if (image.get("in_archive") or {}).get("BOOL") is True:
         return None  # replayed from the archive: its line is there already
-    return stream_item(image)
+    return item_from_stream(image)
 
 
 # ---------------------------------------------------------------------------------------- item -> line
