@@ -196,12 +196,16 @@ class FaultRule:
     hits: int = 0
     # An answer rule: called with the request body, returns (status, JSON body) sent instead of moto's.
     respond: Callable[[bytes], tuple[int, Any]] | None = None
+    # Only requests whose resource (Call.resource: "bucket/key" for S3) starts with this.
+    resource: str | None = None
 
-    def matches(self, service: str, operation: str) -> bool:
+    def matches(self, service: str, operation: str, resource: str = "") -> bool:
         if self.times is not None and self.hits >= self.times:
             return False
         wanted = SERVICE_ALIASES.get(self.service.lower(), self.service.lower())
         if wanted not in ("*", service):
+            return False
+        if self.resource is not None and not resource.startswith(self.resource):
             return False
         return self.operation is None or self.operation.lower() == operation.lower()
 
@@ -256,6 +260,7 @@ class FaultProxy:
         *,
         code: str | None = None,
         message: str | None = None,
+        resource: str | None = None,
     ) -> FaultRule:
         """Answer matching requests with an AWS-shaped error (``times`` requests, or until cleared).
 
@@ -263,9 +268,10 @@ class FaultProxy:
         any); ``operation`` as AWS names it (``PutItem``, ``PutObject`` ...) or None for every operation.
         ``code`` defaults by service and status (DynamoDB 500: InternalServerError, S3 500: InternalError,
         503: ServiceUnavailable / SlowDown, 400: ThrottlingException ...).
+        ``resource``: only requests whose resource starts with it (S3: ``bucket/key``, e.g. one folder).
         Remember the SDK retries 5xx and throttling (AWS_MAX_ATTEMPTS): ``times=1`` is usually absorbed.
         """
-        rule = FaultRule(service, operation, times, status, code, message)
+        rule = FaultRule(service, operation, times, status, code, message, resource=resource)
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -314,10 +320,10 @@ class FaultProxy:
             self._rules.clear()
             self._outage = False
 
-    def _take_rule(self, service: str, operation: str) -> FaultRule | None:
+    def _take_rule(self, service: str, operation: str, resource: str = "") -> FaultRule | None:
         with self._lock:
             for rule in self._rules:
-                if rule.matches(service, operation):
+                if rule.matches(service, operation, resource):
                     rule.hits += 1
                     return FaultRule(**{**rule.__dict__})  # a snapshot for this request
             return None
@@ -536,7 +542,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             body = b""
         service, operation, protocol, resource = self._identify(body)
         path = urllib.parse.urlsplit(self.path).path
-        rule = proxy._take_rule(service, operation) if protocol != "moto" else None
+        rule = proxy._take_rule(service, operation, resource) if protocol != "moto" else None
         if rule is not None and rule.delay <= 0:
             if body is None:
                 self._drain()

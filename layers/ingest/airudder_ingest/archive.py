@@ -9,8 +9,8 @@ Lines (README, "S3 layout"):
   quarantine/type=<webhook type>/dt=<day received>/<name>.jsonl.gz  rejected but kept
   claims/<id>.zz                                                   an envelope too large for its item
 
-The name of a batch's object derives from the stream batch (shard, first sequence number), so a retried
-batch overwrites its own objects and each event is in the archive once.
+The name of a batch's object derives from the stream batch (its first record: batch_object_name), so a
+retried batch overwrites its own objects and each event is in the archive once.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from .events import utf8_text
 RAW_PREFIX = "raw"
 QUARANTINE_PREFIX = "quarantine"
 CLAIM_PREFIX = "claims/"
+# The archiver's folder (under quarantine/) for stream records it can never archive, kept with the reason.
+UNARCHIVABLE_TYPE = "_unarchivable"
 LINE_VERSION = 2
 # Headers worth keeping with the body; the token header is never kept.
 KEPT_HEADERS = ("content-type", "content-encoding", "user-agent", "x-airudder-sign")
@@ -48,10 +50,19 @@ def partition_prefix(area: str, webhook_type: str, day: str) -> str:
     return f"{area}/type={webhook_type}/dt={day}/"
 
 
-def batch_object_name(shard_id: str, first_sequence: str) -> str:
-    """The archiver's object name for one stream batch: the same batch retried writes the same names."""
-    shard = shard_id.rsplit("-", 1)[-1] or shard_id
-    return f"{shard}-{first_sequence}.jsonl.gz"
+def batch_object_name(stream_arn: str, first_sequence: str, first_event_id: str) -> str:
+    """The archiver's object name for one stream batch, from the batch's first record.
+
+    Lambda's stream records carry no shard id. A retried batch starts at the same record (its shard's
+    checkpoint does not move while the batch fails, and the archiver neither bisects nor reports partial
+    failures), so a name taken from the first record is the same on every retry, even when the retry
+    reads further than the first try did; a name that used the last record too would not be. The sequence
+    number comes first (one shard's objects list in stream order); the digest of the stream ARN and the
+    record's eventID (unique per record) keeps two shards, or a re-created stream, from sharing a name.
+    """
+    digest = hashlib.sha256(f"{stream_arn}\n{first_event_id}".encode()).hexdigest()[:12]
+    sequence = "".join(ch for ch in first_sequence if ch.isalnum())[:64] or "0"
+    return f"{sequence}-{digest}.jsonl.gz"
 
 
 def rebuild_object_name(event_ids: Iterable[str]) -> str:
@@ -178,12 +189,17 @@ def line_place(line: Mapping[str, Any]) -> tuple[str, str, str]:
     return RAW_PREFIX, str(line.get("webhook_type")), str(line.get("event_time") or "")[:10]
 
 
+def json_line(line: Mapping[str, Any]) -> bytes:
+    """One record of a JSON Lines object, newline included."""
+    return _compact(line) + b"\n"
+
+
 def encode_jsonl_gz(lines: Iterable[Mapping[str, Any]]) -> bytes:
     buffer = io.BytesIO()
     # mtime=0: the same lines give the same bytes (a retried batch writes an identical object).
     with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as out:
         for line in lines:
-            out.write(_compact(line) + b"\n")
+            out.write(json_line(line))
     return buffer.getvalue()
 
 
@@ -220,14 +236,17 @@ class ArchiveReader:
         self._s3 = s3
 
     def webhook_types(self, area: str = RAW_PREFIX) -> list[str]:
-        """The webhook types that have at least one object under `area`."""
+        """The webhook types that have at least one object under `area` (never a folder whose name
+        starts with `_`: the archiver's set-aside records, UNARCHIVABLE_TYPE, are not deliveries)."""
         prefix = f"{area}/type="
         found: list[str] = []
         for page in self._s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=prefix, Delimiter="/"
         ):
             for common in page.get("CommonPrefixes") or []:
-                found.append(common["Prefix"][len(prefix) :].rstrip("/"))
+                name = common["Prefix"][len(prefix) :].rstrip("/")
+                if not name.startswith("_"):
+                    found.append(name)
         return found
 
     def day_objects(self, day: str, webhook_type: str | None = None, area: str = RAW_PREFIX) -> Iterator[str]:

@@ -788,6 +788,34 @@ def _secret_fetcher(ctx: Context) -> Callable[[str, int, bool], Any]:
     return fetch
 
 
+def cmd_rebuild_archive(ctx: Context, args: argparse.Namespace, out: Output) -> int:
+    """The archive's missing lines of a day range written again from the table (archive_rebuild.py)."""
+    from datetime import UTC, datetime
+
+    from .archive_rebuild import rebuild_archive
+
+    days = days_between(args.date_from, args.date_to)
+    settled = iso_utc(datetime.now(UTC) - timedelta(minutes=args.settle_minutes)) if args.settle_minutes > 0 else None
+    report = rebuild_archive(
+        ctx.store, ctx.bucket(), ctx.client("s3"), days[0], days[-1], dry_run=args.dry_run, settled_before=settled
+    )
+    if out.as_json:
+        out.json(report.as_dict())
+        return EXIT_OK
+    span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+    rows = [p.as_dict() | {"folder": f"{p.area}/type={p.webhook_type}/dt={p.day}"} for p in report.places]
+    columns = [("folder", "folder"), ("in_table", "in table"), ("in_archive", "in archive"), ("missing", "missing"),
+               ("key", "written")]  # fmt: skip
+    out.table(rows, columns, f"archive of {span} against the table")
+    verb = "would write" if args.dry_run else "wrote"
+    out.line(f"{report.missing:,} missing lines; {verb} {len([p for p in report.places if p.missing])} objects")
+    if report.unsettled:
+        out.line(f"{report.unsettled:,} items received in the last {args.settle_minutes} minutes left to the archiver")
+    for problem in report.unarchivable:
+        out.line(f"cannot be archived: {problem['id']}: {problem['reason']}")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------------------------- arguments
 
 
@@ -895,6 +923,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--dry-run", action="store_true", help="tell what would be written, write nothing")
     sub.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    sub = command(
+        "rebuild-archive",
+        "write the archive's missing lines of a day range again from the table (after a stream outage)",
+        cmd_rebuild_archive,
+    )
+    sub.add_argument("--from", dest="date_from", type=day_arg, required=True, help="first day (UTC, YYYY-MM-DD)")
+    sub.add_argument("--to", dest="date_to", type=day_arg, required=True, help="last day, included")
+    sub.add_argument(
+        "--settle-minutes",
+        type=int,
+        default=15,
+        help="leave items received in the last N minutes to the archiver (default 15; 0: none)",
+    )
+    sub.add_argument("--dry-run", action="store_true", help="count what is missing, write nothing")
     return parser
 
 
