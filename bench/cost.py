@@ -130,8 +130,9 @@ def ingest_bill(
     per = calls["calls_per_delivery"]
     webhook_ms = math.ceil(float(overhead["handler_median_ms"]))
     archiver_ms = math.ceil(float(archive["archiver_median_ms"]))
-    objects = archive["objects"] / archive["deliveries"]
-    invocations = archive["invocations"] / archive["deliveries"]
+    # At full batches (the stream's steady state): objects and invocations per delivery.
+    objects = float(archive["objects_per_1000_deliveries"]) / 1000
+    invocations = 1 / float(archive["records_per_full_invocation"])
     mixes: dict[str, Any] = {}
     for mix, found in model.items():
         if not isinstance(found, Mapping) or "known_entity" not in found:

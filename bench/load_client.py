@@ -134,7 +134,9 @@ def replay_deliveries(args: argparse.Namespace) -> dict[str, Any]:
 def putitem(args: argparse.Namespace) -> dict[str, Any]:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    item: dict[str, Any] = json.loads(Path(args.item).read_text())
+    from bench.common import from_jsonable
+
+    item: dict[str, Any] = from_jsonable(json.loads(Path(args.item).read_text()))
     make = _client_factory(args)
     local = threading.local()
 

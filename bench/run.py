@@ -119,10 +119,13 @@ def _line_throughput(r: dict[str, Any]) -> list[str]:
 
 def _line_archive(r: dict[str, Any]) -> str:
     return (
-        f"archive: {r['objects_per_1000_deliveries']:.2f} objects per 1,000 deliveries  ({r['objects']} objects,"
-        f" {r['lines']} lines for {r['deliveries']} deliveries ({r['mix']}); batch size {r['batch_size']} (window"
-        f" {r['batching_window_s']} s), {r['invocations']} invocations of {r['records_per_invocation']:.0f} records,"
-        f" archiver median {r['archiver_median_ms']:.0f} ms; target <= {r['target_objects_per_1000']}:"
+        f"archive: {r['objects_per_1000_deliveries']:.2f} objects per 1,000 deliveries at full batches"
+        f"  ({r['mix']}: {r['deliveries']} deliveries, {r['lines']} lines in {r['objects']} objects;"
+        f" {r['invocations']} invocations of {'/'.join(str(n) for n in r['records_per_invocation'])} records"
+        f" (BatchSize {r['batch_size']}, window {r['batching_window_s']} s, Lambda's 6 MB at"
+        f" {r['record_bytes_median']} bytes a record: {r['records_per_invocation_limit']} at most),"
+        f" {'/'.join(str(n) for n in r['objects_per_invocation'])} objects each; archiver median"
+        f" {r['archiver_median_ms']:.0f} ms; target <= {r['target_objects_per_1000']}:"
         f" {'met' if r['met'] else 'NOT met'})"
     )
 
@@ -133,7 +136,11 @@ def _line_cost(r: dict[str, Any]) -> list[str]:
     out = []
     names = {"known_entity": "a known entity", "new_entity": "a new entity each time"}
     for mix, scenarios in bill["by_mix"].items():
-        label = f"the {r['model'][mix]['deliveries']} samples of events/" if mix == "samples" else mix.replace("_", " ")
+        count = r["model"][mix]["deliveries"]
+        label = {
+            "samples": f"the {count} samples of events/",
+            "simulator": f"the simulator's {count} call completions and dialer ContactStatus (the previous bench's)",
+        }.get(mix, f"{count} samples grown to {mix.replace('_', ' ')}")
         for scenario, b in scenarios.items():
             lines = b["lines"]
             writes = " + ".join(f"{k} {v:.2f}" for k, v in b["wru_by_write"].items())
@@ -148,6 +155,14 @@ def _line_cost(r: dict[str, Any]) -> list[str]:
                 f" + archive PUTs {lines['archive_s3_put']:.3f}"
                 f" + claim checks {lines['s3_put_claim_checks']:.2f}{target})"
             )
+    sample_archive = r["calls"]["archive"]
+    out.append(
+        f"archive, the samples of events/ each as often: {r['calls']['archive_objects_per_1000_at_full_batches']:.2f}"
+        f" objects per 1,000 deliveries at full batches ({sample_archive['objects']} objects for one batch of all"
+        f" {sample_archive['records_after_filter']} deliveries: one per webhook type and day;"
+        f" {sample_archive['records_per_invocation_limit']} records per full batch; modelled from that batch;"
+        f" target <= 5: {'met' if r['calls']['archive_objects_per_1000_at_full_batches'] <= 5 else 'NOT met'})"
+    )
     out.append(
         f"cost inputs: prices us-east-1 as of {bill['prices_as_of']} (HTTP API $1.00/M, Lambda arm64 $0.0000133334/GB-s"
         f" + $0.20/M, DynamoDB $0.625/M WRU, S3 PUT $0.005/1000, SQS $0.40/M); calls per delivery on the wire"
