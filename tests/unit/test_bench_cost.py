@@ -1,5 +1,7 @@
 """The bench's DynamoDB metering rules (bench/common.py, bench/cost.py): the cost figure rests on them."""
 
+import json
+
 from bench.common import IndexSpec, index_write_units, item_size, write_units
 from bench.cost import delivery_bill, delivery_write_units
 
@@ -75,3 +77,15 @@ def test_the_bill_adds_every_line() -> None:
     assert lines["dynamodb_writes"] == 1.25 and lines["sqs"] == 0.2
     assert round(lines["archive_s3_put"], 4) == 0.02
     assert bill["usd_per_million_deliveries"] == round(sum(lines.values()), 2)
+
+
+def test_stream_batches_close_at_the_batch_size_and_before_lambdas_payload_limit() -> None:
+    from bench.ingest_bench import LAMBDA_PAYLOAD_BYTES, stream_batches
+
+    small = [{"eventID": str(n)} for n in range(25)]
+    assert [len(b) for b in stream_batches(small, 10)] == [10, 10, 5]
+    # Records of ~1 MB each: six would pass 6 MB with the envelope, so a batch holds five.
+    big = [{"eventID": str(n), "pad": "x" * 1024 * 1024} for n in range(12)]
+    batches = stream_batches(big, 10_000)
+    assert [len(b) for b in batches] == [5, 5, 2]
+    assert all(len(json.dumps({"Records": b}, separators=(",", ":"))) <= LAMBDA_PAYLOAD_BYTES for b in batches)
