@@ -19,6 +19,9 @@ through an AWS outage, 10,000 hostile requests, 2,200 deliveries and 300 pulled 
               and fields past DynamoDB's key and item limits. For each: no 5xx, the raw bytes kept (as an
               event or in quarantine), the same answer on the retry; the sync finishes every run.
 4. duplicates each body posted by 50 concurrent senders at once: exactly one event each.
+5. archiver   the archiver, in a process of its own, is SIGKILLed mid-batch (right after the batch's first
+              archive object is written); Lambda's retry of the same batch leaves each event's line in
+              the archive exactly once.
 """
 
 from __future__ import annotations
@@ -41,14 +44,14 @@ import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from airudder_ingest.archive import body_of
+from airudder_ingest.archive import body_of, iter_jsonl_gz
 from airudder_ingest.events import event_id
 from airudder_ingest.sync import webhook_body
 from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
 from tools.simulator import AirudderSimulator, Delivery
 from tools.simulator.bodies import dump_json
 
-from .conftest import Client, Inspector
+from .conftest import Client, Inspector, all_samples
 from .drills_support import (
     HOSTILE_SYNC_CALLS,
     REPO_ROOT,
@@ -507,3 +510,73 @@ def test_fifty_concurrent_senders_of_each_body_store_exactly_one_event_each(
     store = inspector.store()
     events = [e for b in bodies for e in store.entity_events("CALL", b["pds"]["body"]["callid"])]
     assert len(events) == len(bodies) and {e["event_id"] for e in events} == set(outcomes)
+
+
+# ---------------------------------------------------------------------------------------------- 5. archiver killed
+
+
+def test_an_archiver_killed_mid_batch_is_completed_by_the_retry(
+    stack: LocalStack, inspector: Inspector, client: Client, tmp_path: Path
+) -> None:
+    assert stack.faults is not None
+    marker = tmp_path / "marker"
+    killed: list[str] = []
+
+    def first_try_killed(event: dict[str, Any]) -> Any:
+        """Lambda's first invocation of the batch dies mid-write; the retry runs the handler normally."""
+        if killed:
+            return stack.invoke("ArchiverFunction", event)
+        event_file = tmp_path / "batch.json"
+        event_file.write_text(json.dumps(event))
+        helper = [sys.executable, "-m", "tests.integration.drills_support", "kill-archiver"]
+        child = subprocess.Popen(
+            [*helper, "--event", str(event_file), "--marker", str(marker)],
+            cwd=REPO_ROOT,
+            env=dict(os.environ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert marker.exists(), child.stderr.read().decode()[-2000:] if child.stderr else "no marker"
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            if child.poll() is None:
+                child.kill()
+            child.wait(timeout=30)
+            if child.stderr:
+                child.stderr.close()
+        assert child.returncode == -signal.SIGKILL
+        killed.append(marker.read_text())
+        raise RuntimeError("the archiver was killed mid-batch")
+
+    # Given deliveries of every type in the table's stream, not archived yet
+    poller = stack.stream_poller("ArchiverFunction", invoke=first_try_killed)
+    poller.starting_position = "LATEST"
+    assert poller.poll_once() == []  # starts after what earlier drills wrote
+    samples = all_samples()
+    posted: set[str] = set()
+    for n in range(SIZES.archiver_kill_deliveries):
+        sample = samples[n % len(samples)]
+        body = sample.body()
+        body["archiver_drill"] = n  # another event each time
+        answer = client.post(sample.path, body)
+        assert answer.status_code == 200, answer.text
+        posted.add(answer.headers["x-event-id"])
+    # When the archiver dies after writing the batch's first object, and Lambda retries the batch
+    stack.faults.reset_calls()
+    batches = poller.drain(timeout=600)
+    # Then the killed process wrote exactly one object, and the retry (the same batch) overwrote it
+    assert len(killed) == 1 and batches[0].error is not None
+    assert batches[1].error is None and batches[1].sequence_numbers[0] == batches[0].sequence_numbers[0]
+    puts = [c.resource.split("/", 1)[1] for c in stack.faults.calls("s3", "PutObject")]
+    assert puts.count(killed[0]) == 2
+    # And every event's line is in the archive exactly once
+    counts: Counter[str] = Counter()
+    for key in inspector.keys("raw/"):
+        if key.endswith(".jsonl.gz"):
+            data = inspector.s3.get_object(Bucket=inspector.bucket, Key=key)["Body"].read()
+            counts.update(str(line["event_id"]) for line in iter_jsonl_gz(data) if line["event_id"] in posted)
+    assert set(counts) == posted and set(counts.values()) == {1}
