@@ -27,7 +27,6 @@ from airudder_ingest.archive import (
     ArchiveReader,
     Envelope,
     archive_line,
-    batch_object_name,
     encode_jsonl_gz,
     partition_prefix,
 )
@@ -104,8 +103,7 @@ def archive() -> Iterator[str]:
         reader = ArchiveReader(BUCKET, s3)
         for day, count in ((SMALL_DAY, SMALL), (LARGE_DAY, TOTAL - SMALL)):
             for first in range(0, count, BATCH):
-                name = batch_object_name("shardId-00000001", f"{day.replace('-', '')}{first:020d}")
-                key = partition_prefix(RAW_PREFIX, "workflow.call", day) + name
+                key = partition_prefix(RAW_PREFIX, "workflow.call", day) + f"batch-{first:06d}.jsonl.gz"
                 reader.put_object(key, encode_jsonl_gz(lines(day, first, min(BATCH, count - first))))
         yield server.url
     finally:
