@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airudder_ingest import cli
+from airudder_ingest.archive import Envelope
 from airudder_ingest.export import (
     EVENT_COLUMNS,
     QUARANTINE_COLUMNS,
@@ -29,7 +30,6 @@ from airudder_ingest.export import (
     terminal_safe,
     write_export,
 )
-from airudder_ingest.archive import Envelope
 
 
 def test_time_bounds_keep_days_and_turn_times_into_utc() -> None:
