@@ -89,7 +89,7 @@ class Demo:
         reply = answer.json() if answer.status_code != 200 else {}
         quarantine_id = reply.get("quarantine_id")
         if event_id:
-            event = self.store.get_event(event_id) or {}
+            event = self.store.find_event(event_id) or {}
             webhook_type = str(event.get("webhook_type", "?"))
             if event.get("recording_url") and event.get("call_id"):
                 self.recorded_calls.add(str(event["call_id"]))
@@ -180,7 +180,7 @@ class Demo:
                 continue
             out.write(f"  {webhook_type}\n")
             for event_id in sorted(summary.event_ids):
-                event = self.store.get_event(event_id) or {}
+                event = self.store.find_event(event_id) or {}
                 state = "no state item" if event.get("entity_kind") == "DELIVERY" else f"{event.get('entity')}/STATE"
                 out.write(f"    event  {event.get('pk')}/{event.get('sk')}  entity {state}\n")
                 out.write(f"           s3://{self.bucket}/{event.get('archive_key')}\n")

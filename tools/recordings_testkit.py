@@ -2,7 +2,7 @@
 moto), a local recordings server, and a poller feeding RecordingsFunction from the recordings queue.
 
     with RecordingsLab() as lab:
-        lab.send("call-1", lab.server.url("call-1", size=10_000_000))   # as the ingest pipeline does
+        lab.send("call-1", lab.server.url("call-1", size=10_000_000))   # as the webhook edge does
         lab.drain()                                                      # Lambda's event source mapping
         lab.recording("call-1")["recording_status"]                      # "archived"
         lab.object_sha256("recordings/2024/05/01/call-1.wav")
@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from airudder_ingest.archive import Envelope
 from airudder_ingest.recording_queue import RecordingQueue
 from airudder_ingest.store import EventRecord, EventStore
 from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
@@ -106,7 +107,7 @@ class RecordingsLab:
     def send(
         self, call_id: str, url: str, *, event_time: str = DEFAULT_EVENT_TIME, event_id: str | None = None
     ) -> None:
-        """Queue a recording link exactly as the ingest pipeline does (RecordingQueue.send)."""
+        """Queue a recording link exactly as the webhook edge does (RecordingQueue.send)."""
         record = _call_event(event_id or f"ev-{call_id}", "CALL", call_id, url, event_time, call_id=call_id)
         RecordingQueue(self.queue_url, self.client("sqs")).send(record)
 
@@ -120,14 +121,14 @@ class RecordingsLab:
     # ------------------------------------------------------------------ looking
 
     def send_case(self, case_id: str, event_id: str, url: str, *, event_time: str = DEFAULT_EVENT_TIME) -> None:
-        """Queue the link of a call notification that names its case but no call (as the pipeline does)."""
+        """Queue the link of a call notification that names its case but no call (as the webhook edge does)."""
         record = _call_event(event_id, "CASE", case_id, url, event_time, case_id=case_id)
-        self.store.put_event(record)
+        self.store.put_event(record, Envelope(path=record.route, body=b"{}").pack())
         RecordingQueue(self.queue_url, self.client("sqs")).send(record)
 
     def event_recording(self, event_id: str) -> dict[str, Any]:
         """The event item (recording_* attributes of a recording filed under its event)."""
-        return self.store.get_event(event_id) or {}
+        return self.store.find_event(event_id) or {}
 
     def recording(self, call_id: str) -> dict[str, Any]:
         """The call's state item (recording_* attributes and, once an event came, the rest)."""
@@ -183,7 +184,7 @@ def _call_event(
     call_id: str | None = None,
     case_id: str | None = None,
 ) -> EventRecord:
-    """A workflow call notification's event as the pipeline builds it, with its recording link."""
+    """A workflow call notification's event as the recorder builds it, with its recording link."""
     return EventRecord(
         event_id=event_id,
         webhook_type="workflow.call",
@@ -195,7 +196,6 @@ def _call_event(
         entity_kind=kind,
         entity_id=entity_id,
         data="{}",
-        archive_key="",
         call_id=call_id,
         case_id=case_id,
         recording_url=url,

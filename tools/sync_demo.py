@@ -80,7 +80,7 @@ def run_sync_demo(
         events_per_call: Counter[int] = Counter()
         with_state = 0
         for call in calls:
-            event = store.get_event(event_id(CALL_TYPE, call_completed_body(call, sim.url)))
+            event = store.find_event(event_id(CALL_TYPE, call_completed_body(call, sim.url)))
             sources[str(event.get("source")) if event else "missing"] += 1
             events_per_call[len(list(store.entity_events("CALL", call.call_id)))] += 1
             with_state += store.get_state("CALL", call.call_id) is not None

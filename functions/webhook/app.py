@@ -7,19 +7,19 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from airudder_ingest.http_edge import get_edge
 from airudder_ingest.observability import record_delivery
-from airudder_ingest.pipeline import get_pipeline
 
 logger = Logger()
 metrics = Metrics()
 # Built during the init phase, which Lambda runs at full CPU: clients and settings, no network.
-pipeline = get_pipeline()
+edge = get_edge()
 
 
 @metrics.log_metrics
 # correlation_id = API Gateway's request id on every log line of the delivery (README, "Dashboard and logs").
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    answer = pipeline.handle(event)
+    answer = edge.handle(event)
     record_delivery(event, answer)
     return answer

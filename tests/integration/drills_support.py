@@ -4,12 +4,11 @@ route and in the sync's pulled records).
 
 Child process (run by the kill drill):
 
-    python -m tests.integration.drills_support kill --event E.json --stop-after archive|event|state \
-        --marker M
+    python -m tests.integration.drills_support kill --event E.json --stop-after event|state --marker M
 
 imports the deployed handler (functions/webhook/app.py, the layer on sys.path) in a fresh process, lets
-the pipeline run up to the named point (archive: the S3 PUT done; event: the event item written; state:
-the entity state written), writes the marker file and waits there to be SIGKILLed by the test.
+the webhook edge run up to the named point (event: the event item, with its envelope, written; state: the
+entity state written), writes the marker file and waits there to be SIGKILLed by the test.
 """
 
 from __future__ import annotations
@@ -60,19 +59,15 @@ SIZES = (
 
 # ---------------------------------------------------------------------------------------------- kill drill
 
-STOP_POINTS = ("archive", "event", "state")
+STOP_POINTS = ("event", "state")
 
 
 def run_until_killed(event_file: str, stop_after: str, marker: str) -> None:
     sys.path[:0] = [str(REPO_ROOT / "functions" / "webhook"), str(REPO_ROOT / "layers" / "ingest")]
     import app
 
-    pipeline = app.pipeline
-    target, name = {
-        "archive": (pipeline.archive, "put"),
-        "event": (pipeline.store, "put_event"),
-        "state": (pipeline.store, "apply_state"),
-    }[stop_after]
+    store = app.edge.recorder.store
+    target, name = {"event": (store, "put_event"), "state": (store, "apply_state")}[stop_after]
     original = getattr(target, name)
 
     def then_stop(*args: Any, **kwargs: Any) -> Any:

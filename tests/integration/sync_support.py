@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airudder_ingest.airudder_client import AirudderApiSettings, AirudderClient, AirudderCredentials, RequestCounter
-from airudder_ingest.archive import RawArchive
-from airudder_ingest.auth import TokenVerifier
+from airudder_ingest.archive import ClaimChecks, unpack_envelope
 from airudder_ingest.events import event_id
-from airudder_ingest.pipeline import IngestPipeline
+from airudder_ingest.recorder import EventRecorder
 from airudder_ingest.recording_queue import RecordingQueue
-from airudder_ingest.settings import IngestSettings
+from airudder_ingest.settings import StoreSettings
 from airudder_ingest.store import EventStore
 from airudder_ingest.sync import SyncSettings, WorkflowSync
 from tools.local_aws import aws_client
@@ -73,13 +72,11 @@ class SyncRig:
         self.table = self.stack.resources["EventsTable"]["Ref"]
         self.bucket = self.stack.resources["ArchiveBucket"]["Ref"]
         self.queue_url = self.stack.resources["RecordingsQueue"]["QueueUrl"]
-        ingest = IngestSettings.model_validate(
-            {"EVENTS_TABLE": self.table, "ARCHIVE_BUCKET": self.bucket, "WEBHOOK_TOKEN_SECRET": "unused"}
-        )
+        settings = StoreSettings.model_validate({"EVENTS_TABLE": self.table, "ARCHIVE_BUCKET": self.bucket})
         self.ddb = aws_client("dynamodb", endpoint, self.stack.region)
         self.s3 = aws_client("s3", endpoint, self.stack.region)
         self.store = EventStore(self.table, self.ddb)
-        self.pipeline = IngestPipeline(ingest, self.store, RawArchive(self.bucket, self.s3), TokenVerifier(""), None)
+        self.recorder = EventRecorder(settings, self.store, ClaimChecks(self.bucket, self.s3), None)
         self.queue = RecordingQueue(self.queue_url, aws_client("sqs", endpoint, self.stack.region))
         self.sync_settings = SyncSettings(**{"job": self.job, **self.settings})
 
@@ -90,7 +87,7 @@ class SyncRig:
             AirudderApiSettings(base_url=self.sim.url, **{**self.api, **api}),
             sleep=lambda _seconds: None,
         )
-        return WorkflowSync(self.sync_settings, self.pipeline, client, self.queue, now=airudder_now(self.sim))
+        return WorkflowSync(self.sync_settings, self.recorder, client, self.queue, now=airudder_now(self.sim))
 
     def run(self, engine: WorkflowSync | None = None, remaining: Callable[[], int] | None = None) -> Any:
         engine = engine or self.engine()
@@ -99,18 +96,22 @@ class SyncRig:
     # ------------------------------------------------------------------ what is stored
 
     def call_events(self, calls: Iterable[Call]) -> dict[str, list[dict[str, Any]]]:
-        """Event items of each call (by call id), read through the ByEntity index."""
+        """Event items of each call (by call id), read from the call's partition."""
         return {c.call_id: list(self.store.entity_events("CALL", c.call_id)) for c in calls}
 
     def event_of(self, call: Call) -> dict[str, Any] | None:
         """The event a call's completion webhook (or its pulled record) is stored as."""
-        return self.store.get_event(event_id(CALL_TYPE, call_completed_body(call, self.sim.url)))
+        wanted = event_id(CALL_TYPE, call_completed_body(call, self.sim.url))
+        found = [e for e in self.store.entity_events("CALL", call.call_id) if e.get("event_id") == wanted]
+        return found[0] if found else None
 
     def sources(self, calls: Iterable[Call]) -> Counter[str]:
         return Counter(str((self.event_of(c) or {}).get("source", "missing")) for c in calls)
 
-    def archived(self, key: str) -> dict[str, Any]:
-        return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+    @staticmethod
+    def envelope(item: dict[str, Any]) -> dict[str, Any]:
+        """The delivery an event or quarantine item keeps (its packed envelope)."""
+        return unpack_envelope(item["envelope"])
 
     def queued_call_ids(self) -> list[str]:
         """Call ids of every recording request in the queue (received and left in flight)."""

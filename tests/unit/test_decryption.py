@@ -196,7 +196,7 @@ def test_only_configured_routes_are_decrypted() -> None:
 def test_the_crypto_library_is_not_loaded_unless_a_route_decrypts() -> None:
     script = (
         "import sys\n"
-        "from airudder_ingest.pipeline import IngestPipeline\n"
+        "from airudder_ingest.http_edge import WebhookEdge\n"
         "from airudder_ingest.decryption import PayloadDecryption\n"
         "PayloadDecryption.from_json('')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'))\n"

@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 from botocore.exceptions import ClientError
 
+from airudder_ingest.archive import unpack_envelope
 from airudder_ingest.fanout import (
     MAX_BYTES_PER_CALL,
     EventPublisher,
@@ -65,7 +66,7 @@ def event_records(count: int) -> list[dict[str, Any]]:
         record = copy.deepcopy(template)
         record["dynamodb"]["SequenceNumber"] = str(1000 + n)
         record["dynamodb"]["NewImage"]["event_id"] = {"S": f"{n:032x}"}
-        record["dynamodb"]["NewImage"]["pk"] = {"S": f"EV#{n:032x}"}
+        record["dynamodb"]["NewImage"]["sk"] = {"S": f"EV#2025-04-15T09:31:12.000Z#{n:032x}"}
         records.append(record)
     return records
 
@@ -96,8 +97,9 @@ def test_detail_is_the_facts_masked_and_matches_the_schema() -> None:
     assert entry["Source"] == "airudder.ingest" and entry["DetailType"] == image["webhook_type"]
     assert entry["EventBusName"] == "bus"
     assert detail["phone"] == mask_phone(image["phone"]) != image["phone"]
-    assert detail["archive"] == {"bucket": "archive", "key": image["archive_key"]}
-    assert image["data"] not in entry["Detail"]
+    assert detail["archive"] == {"bucket": "archive", "prefix": "raw/type=workflow.call/dt=2025-04-15/"}
+    body = unpack_envelope(image["envelope"])["body"]
+    assert body not in entry["Detail"] and image["phone"] not in entry["Detail"]
     included = FakeEvents()
     EventPublisher(FanoutSettings(event_bus="bus", phone_mode="included"), included, None).handle(BATCH)
     assert json.loads(included.calls[0][0]["Detail"])["phone"] == image["phone"]

@@ -1,4 +1,4 @@
-"""Bodies that once made the pipeline answer 500 (found by the hostile-request drill, test_drills.py):
+"""Bodies that once made the webhook edge answer 500 (found by the hostile-request drill, test_drills.py):
 each is now quarantined and answered 400 once the sender is authenticated, and 401 before that. And the
 guarantee of issue 11: after authentication, a failure of our code keeps the body and answers 400 the
 same on every try; only a failing AWS call answers 5xx."""
@@ -17,13 +17,13 @@ from botocore.exceptions import ClientError
 
 from airudder_ingest.airudder_client import AirudderApiSettings, AirudderClient, AirudderCredentials
 from airudder_ingest.apigw import parse_event
-from airudder_ingest.archive import body_of
+from airudder_ingest.archive import body_of, unpack_envelope
 from airudder_ingest.events import canonical_json, event_id, iso_utc, parse_offset, to_utc, utf8_text
 from airudder_ingest.limits import DIGEST_PREFIX, key_part, storable
 from airudder_ingest.sync import SyncReport, SyncSettings, WorkflowSync
 from airudder_ingest.sync import _Run as _SyncRun
 
-from .test_pipeline import BUCKET, TABLE, api_event, aws, make_pipeline  # noqa: F401 - aws is a fixture
+from .test_http_edge import TABLE, api_event, aws, make_edge  # noqa: F401 - aws is a fixture
 
 SAMPLE = {"pds": {"type": "ContactStatus", "body": {"callid": "c-hostile", "state": "HANGUP"}}}
 
@@ -71,8 +71,8 @@ def test_a_lone_surrogate_is_kept_as_invalid_utf8() -> None:
     ],
 )
 def test_unreadable_bodies_are_quarantined_with_400(aws: dict[str, Any], body: str, is_base64: bool) -> None:  # noqa: F811
-    pipeline = make_pipeline(aws)
-    answer = pipeline.handle(raw_event(body, is_base64=is_base64))
+    edge = make_edge(aws)
+    answer = edge.handle(raw_event(body, is_base64=is_base64))
     assert answer["statusCode"] == 400
     quarantine_id = json.loads(answer["body"])["quarantine_id"]
     item = aws["dynamodb"].get_item(TableName=TABLE, Key={"pk": {"S": f"Q#{quarantine_id}"}, "sk": {"S": "Q"}})
@@ -80,8 +80,8 @@ def test_unreadable_bodies_are_quarantined_with_400(aws: dict[str, Any], body: s
 
 
 def test_an_unreadable_body_without_the_token_is_refused_401_and_kept_nowhere(aws: dict[str, Any]) -> None:  # noqa: F811
-    pipeline = make_pipeline(aws)
-    answer = pipeline.handle(raw_event("abc", is_base64=True, token="wrong"))
+    edge = make_edge(aws)
+    answer = edge.handle(raw_event("abc", is_base64=True, token="wrong"))
     assert answer["statusCode"] == 401
     assert aws["dynamodb"].scan(TableName=TABLE)["Count"] == 0
 
@@ -101,35 +101,34 @@ def test_a_bug_after_authentication_quarantines_the_body_and_answers_400_on_ever
     aws: dict[str, Any],  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pipeline = make_pipeline(aws)
-    monkeypatch.setattr(pipeline.store, "apply_state", _boom)
-    answers = [pipeline.handle(api_event(SAMPLE)) for _ in range(2)]
+    edge = make_edge(aws)
+    monkeypatch.setattr(edge.recorder.store, "apply_state", _boom)
+    answers = [edge.handle(api_event(SAMPLE)) for _ in range(2)]
     assert [a["statusCode"] for a in answers] == [400, 400]
     first, second = (json.loads(a["body"]) for a in answers)
     assert first == second and first["error"] == "unprocessable_payload"
     assert "RuntimeError" in first["message"] and "a bug in our code" not in first["message"]  # never the text
     item = aws["dynamodb"].get_item(TableName=TABLE, Key={"pk": {"S": f"Q#{first['quarantine_id']}"}, "sk": {"S": "Q"}})
-    archived = aws["s3"].get_object(Bucket=BUCKET, Key=item["Item"]["archive_key"]["S"])["Body"].read()
-    assert body_of(json.loads(archived)) == json.dumps(SAMPLE).encode()
+    assert body_of(unpack_envelope(item["Item"]["envelope"]["B"])) == json.dumps(SAMPLE).encode()
 
 
 def test_a_bug_whose_quarantine_fails_on_aws_answers_503(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    pipeline = make_pipeline(aws)
-    monkeypatch.setattr(pipeline.store, "apply_state", _boom)
-    monkeypatch.setattr(pipeline.store, "put_quarantine", _aws_down)
-    assert pipeline.handle(api_event(SAMPLE))["statusCode"] == 503
+    edge = make_edge(aws)
+    monkeypatch.setattr(edge.recorder.store, "apply_state", _boom)
+    monkeypatch.setattr(edge.recorder.store, "put_quarantine", _aws_down)
+    assert edge.handle(api_event(SAMPLE))["statusCode"] == 503
 
 
 def test_a_failing_aws_call_still_answers_503(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    pipeline = make_pipeline(aws)
-    monkeypatch.setattr(pipeline.store, "apply_state", _aws_down)
-    assert pipeline.handle(api_event(SAMPLE))["statusCode"] == 503
+    edge = make_edge(aws)
+    monkeypatch.setattr(edge.recorder.store, "apply_state", _aws_down)
+    assert edge.handle(api_event(SAMPLE))["statusCode"] == 503
 
 
 def test_a_bug_before_authentication_keeps_nothing(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    pipeline = make_pipeline(aws)
-    monkeypatch.setattr(pipeline.store, "apply_state", _boom)
-    assert pipeline.handle(api_event(SAMPLE, token="wrong"))["statusCode"] == 401
+    edge = make_edge(aws)
+    monkeypatch.setattr(edge.recorder.store, "apply_state", _boom)
+    assert edge.handle(api_event(SAMPLE, token="wrong"))["statusCode"] == 401
     assert aws["dynamodb"].scan(TableName=TABLE)["Count"] == 0
 
 
@@ -176,10 +175,10 @@ def test_a_pulled_record_our_code_fails_on_is_quarantined_and_the_sync_moves_on(
     aws: dict[str, Any],  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pipeline = make_pipeline(aws)
-    pipeline.recordings = None  # the sync queues recordings itself
+    edge = make_edge(aws)
+    edge.recorder.recordings = None  # the sync queues recordings itself
     client = AirudderClient(lambda: AirudderCredentials("k", "s"), AirudderApiSettings(base_url="http://127.0.0.1:9"))
-    sync = WorkflowSync(SyncSettings(), pipeline, client, None)
+    sync = WorkflowSync(SyncSettings(), edge.recorder, client, None)
     records = [{"call_id": "c-ok-1", "status": "ok"}, {"call_id": "c-bad", "status": "ok"}, {"call_id": "c-ok-2"}]
     convert = sync.mapping.convert
 
@@ -196,33 +195,31 @@ def test_a_pulled_record_our_code_fails_on_is_quarantined_and_the_sync_moves_on(
     quarantined = [i for i in aws["dynamodb"].scan(TableName=TABLE)["Items"] if i["item_type"]["S"] == "quarantine"]
     assert len(quarantined) == 1 and quarantined[0]["source"]["S"] == "sync"
     assert "RuntimeError" in quarantined[0]["reason"]["S"]
-    archived = aws["s3"].get_object(Bucket=BUCKET, Key=quarantined[0]["archive_key"]["S"])["Body"].read()
-    assert json.loads(body_of(json.loads(archived))) == records[1]
+    assert json.loads(body_of(unpack_envelope(quarantined[0]["envelope"]["B"]))) == records[1]
 
 
 def test_a_failing_aws_call_still_stops_the_sync(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    pipeline = make_pipeline(aws)
-    pipeline.recordings = None
+    edge = make_edge(aws)
+    edge.recorder.recordings = None
     client = AirudderClient(lambda: AirudderCredentials("k", "s"), AirudderApiSettings(base_url="http://127.0.0.1:9"))
-    sync = WorkflowSync(SyncSettings(), pipeline, client, None)
-    monkeypatch.setattr(pipeline.store, "apply_state", _aws_down)
+    sync = WorkflowSync(SyncSettings(), edge.recorder, client, None)
+    monkeypatch.setattr(edge.recorder.store, "apply_state", _aws_down)
     with pytest.raises(ClientError):
         sync._store_page(_SyncRun(SyncReport("run"), lambda: 60_000, "run"), [{"call_id": "c1"}], "2026-11-01", {})
 
 
 def test_a_pulled_record_that_is_not_an_object_is_quarantined_and_counted(aws: dict[str, Any]) -> None:  # noqa: F811
-    pipeline = make_pipeline(aws)
-    pipeline.recordings = None
+    edge = make_edge(aws)
+    edge.recorder.recordings = None
     client = AirudderClient(lambda: AirudderCredentials("k", "s"), AirudderApiSettings(base_url="http://127.0.0.1:9"))
-    sync = WorkflowSync(SyncSettings(), pipeline, client, None)
+    sync = WorkflowSync(SyncSettings(), edge.recorder, client, None)
     records: list[Any] = [{"call_id": "c-ok"}, "c-as-text", [1, 2], None]
     report = SyncReport("run")
     sync._store_page(_SyncRun(report, lambda: 60_000, "run"), records, "2026-11-01T00:00:00.000Z", {"page": "1"})
     assert (report.fetched, report.new, report.quarantined) == (4, 1, 3)
     quarantined = [i for i in aws["dynamodb"].scan(TableName=TABLE)["Items"] if i["item_type"]["S"] == "quarantine"]
     assert len(quarantined) == 3 and all("not a JSON object" in q["reason"]["S"] for q in quarantined)
-    kept = {body_of(json.loads(aws["s3"].get_object(Bucket=BUCKET, Key=q["archive_key"]["S"])["Body"].read()))
-            for q in quarantined}  # fmt: skip
+    kept = {body_of(unpack_envelope(q["envelope"]["B"])) for q in quarantined}
     assert {_as_text(k) for k in kept} == {'"c-as-text"', "[1,2]", "null"}  # each kept as it came
 
 

@@ -297,7 +297,7 @@ def test_sync_role_is_least_privilege() -> None:
         "sqs:SendMessage",
         "secretsmanager:GetSecretValue",
     }
-    assert grants["s3:PutObject"] == {"Fn::Sub": "${ArchiveBucket.Arn}/raw/*"}
+    assert grants["s3:PutObject"] == {"Fn::Sub": "${ArchiveBucket.Arn}/claims/*"}
     assert grants["secretsmanager:GetSecretValue"] == {"Ref": "AirudderApiSecret"}
     assert grants["logs:PutLogEvents"] == {"Fn::Sub": "${SyncLogGroup.Arn}:*"}
     props = RESOURCES["SyncFunction"]["Properties"]

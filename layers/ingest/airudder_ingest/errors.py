@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 
 class IngestError(Exception):
     """An answer other than 200 that the pipeline gives on purpose."""
@@ -62,3 +64,13 @@ class AuthUnavailable(IngestError):
     """The token secret could not be read: the sender should retry."""
 
     status, code = 503, "auth_unavailable"
+
+
+def failure_site(exc: BaseException) -> str:
+    """Where an exception was raised (module:function:line): enough to find the bug, without the
+    exception's message (which may quote the body)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "unknown"
+    frame = frames[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.name}:{frame.lineno}"

@@ -25,6 +25,7 @@ import json
 import os
 import random
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,10 +33,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import aws
+from .archive import RAW_PREFIX, event_body, partition_prefix, unpack_envelope
+from .store import item_from_stream
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -60,7 +62,6 @@ RESULT_FIELDS = {
 }
 MAX_LABEL_CHARS = 100
 
-_deserializer = TypeDeserializer()
 
 
 class PublishUnavailable(Exception):
@@ -106,7 +107,7 @@ def new_event_image(record: Mapping[str, Any]) -> dict[str, Any] | None:
     image = (record.get("dynamodb") or {}).get("NewImage") or {}
     if (image.get("item_type") or {}).get("S") != "event" or "event_id" not in image:
         return None
-    return {key: _deserializer.deserialize(value) for key, value in image.items()}
+    return item_from_stream(image)
 
 
 def mask_phone(phone: str) -> str:
@@ -139,18 +140,31 @@ def event_detail(
         "event_key": {"pk": str(item["pk"]), "sk": str(item["sk"])},
         "archive": None,
     }
-    labels = result_labels(item.get("data"))
+    labels = result_labels(_event_text(item))
     if labels:
         detail["result"] = labels
     phone = item.get("phone")
     if phone:
         detail["phone"] = str(phone) if phone_mode == "included" else mask_phone(str(phone))
-    if item.get("archive_key"):
-        key = str(item["archive_key"])
-        detail["archive"] = {"bucket": archive_bucket or None, "key": key}
+    detail["archive"] = {
+        "bucket": archive_bucket or None,
+        "prefix": partition_prefix(RAW_PREFIX, webhook_type, str(item["event_time"])[:10]),
+    }
     if item.get("request_id"):
         detail["request_id"] = str(item["request_id"])
     return detail
+
+
+def _event_text(item: Mapping[str, Any]) -> str | None:
+    """The JSON text the event was read from, from its packed envelope (None when only a claim check is
+    on the item, or the envelope cannot be read: the labels are then left out)."""
+    blob = item.get("envelope")
+    if not isinstance(blob, bytes | bytearray):
+        return None
+    try:
+        return event_body(unpack_envelope(bytes(blob)))
+    except (ValueError, zlib.error):
+        return None
 
 
 def result_labels(data: Any) -> dict[str, Any]:

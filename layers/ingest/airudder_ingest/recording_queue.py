@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .store import EventRecord
+from .models.record import EventRecord
+from .store import event_sort_key
 
 
 def recording_request(rec: EventRecord) -> dict[str, Any]:
@@ -15,6 +16,8 @@ def recording_request(rec: EventRecord) -> dict[str, Any]:
         "entity": rec.entity,
         "event_id": rec.event_id,
         "event_time": rec.event_time,
+        # Where the copier files a recording that has no call id: the event item (entity, event_sk).
+        "event_sk": event_sort_key(rec.event_time, rec.event_id, rec.timed),
         "webhook_type": rec.webhook_type,
         "source": rec.source,
         "request_id": rec.request_id,  # the delivery's correlation_id, for the consumer's log lines

@@ -1,7 +1,7 @@
 """Copy call recordings from AIRUDDER into the archive bucket (the logic of the recordings function).
 
 In: a message of the recordings queue (see recording_queue.recording_request):
-    {"url", "call_id", "entity", "event_id", "event_time", "webhook_type", "source", "request_id"}
+    {"url", "call_id", "entity", "event_id", "event_time", "event_sk", "webhook_type", "source", "request_id"}
 Out: one object  recordings/<yyyy>/<mm>/<dd>/<call id>.<ext>  (the day of the event, UTC), and the call's
 state item pointing at it (recording_status "archived", recording_s3_key, _size, _sha256, _content_type).
 A message without a call id (a call notification naming only its case) is filed under its event instead:
@@ -73,7 +73,7 @@ from urllib3.util import parse_url
 from . import aws
 from .limits import key_part
 from .observability import delivery_log_keys
-from .store import EventStore
+from .store import EventStore, event_sort_key
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -537,6 +537,8 @@ class RecordingRequest(BaseModel):
     entity: str | None = Field(default=None, max_length=600)
     event_id: str | None = Field(default=None, max_length=512)
     event_time: str | None = None
+    # The event item's sort key (store.event_sort_key), where a recording without a call id is filed.
+    event_sk: str | None = Field(default=None, max_length=1_024)
     webhook_type: str | None = None
     source: str | None = None
     request_id: str | None = None
@@ -559,6 +561,12 @@ class RecordingRequest(BaseModel):
     def subject(self) -> str:
         """What the recording is filed under, for logs and results: the call id, else the event id."""
         return self.call_id or str(self.event_id)
+
+    @property
+    def event_key(self) -> tuple[str, str]:
+        """The event item (pk, sk) of a recording filed under its event (no call id)."""
+        sk = self.event_sk or event_sort_key(str(self.event_time or ""), str(self.event_id), True)
+        return str(self.entity), sk
 
     def key(self, day: datetime, ext: str) -> str:
         if self.call_id is not None:
@@ -902,7 +910,7 @@ class RecordingCopier:
     def _state(self, request: RecordingRequest) -> dict[str, Any]:
         if request.call_id is not None:
             return self.store.recording_state(request.call_id)
-        state = self.store.event_recording_state(str(request.event_id))
+        state = self.store.event_recording_state(*request.event_key)
         if state is None:
             raise InvalidRecordingMessage("the message names an event that is not stored")
         return state
@@ -971,7 +979,7 @@ class RecordingCopier:
             return self.store.update_recording(request, **fields)
         if request.call_id is not None:
             return self.store.update_recording(request.call_id, **fields)
-        return self.store.update_event_recording(str(request.event_id), **fields)
+        return self.store.update_event_recording(*request.event_key, **fields)
 
     # ------------------------------------------------------------------ the transfer
 
@@ -1003,7 +1011,7 @@ class RecordingCopier:
         if request.call_id is not None:
             self.store.update_recording(request.call_id, **archived)
         else:
-            self.store.update_event_recording(str(request.event_id), **archived)
+            self.store.update_event_recording(*request.event_key, **archived)
         seconds = time.monotonic() - started
         metrics.add_metric(name="RecordingsArchived", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="RecordingBytes", unit=MetricUnit.Bytes, value=size)

@@ -9,41 +9,60 @@ import functools
 import os
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# The table's stream keeps records 24 hours; the archiver must read an event item before TTL removes it,
+# and an outage longer than the stream is repaired from the table (`airudder-data rebuild-archive`):
+# a TTL, when set, is at least this many days (README, "Archive").
+MIN_EVENT_TTL_DAYS = 3
 
 
-class IngestSettings(BaseModel):
+class StoreSettings(BaseModel):
+    """What records an event: the table, the bucket (claim checks), the recordings queue, the rules that
+    normalise facts. The webhook functions, the sync and a replay share them."""
+
     model_config = ConfigDict(frozen=True)
 
     table_name: str = Field(alias="EVENTS_TABLE")
     bucket_name: str = Field(alias="ARCHIVE_BUCKET")
     recordings_queue_url: str = Field(default="", alias="RECORDINGS_QUEUE_URL")
-    token_secret_name: str = Field(alias="WEBHOOK_TOKEN_SECRET")
-    # How long a fetched token secret is trusted before Secrets Manager is asked again.
-    token_cache_seconds: int = Field(default=300, alias="WEBHOOK_TOKEN_CACHE_SECONDS", ge=0)
-    max_body_bytes: int = Field(default=1_048_576, alias="MAX_BODY_BYTES", gt=0)
-    # Days an event item lives before DynamoDB TTL removes it; 0 keeps events for ever.
+    # Days an event item lives before DynamoDB TTL removes it (the archive keeps it); 0 keeps events for
+    # ever; anything from 1 to MIN_EVENT_TTL_DAYS - 1 is raised to MIN_EVENT_TTL_DAYS.
     event_ttl_days: int = Field(default=0, alias="EVENT_TTL_DAYS", ge=0)
     # Country code used to turn national numbers (leading 0) into E.164; empty leaves them as sent.
     default_country_code: str = Field(default="", alias="DEFAULT_COUNTRY_CODE")
     # Offset applied to timestamps sent without a zone (AIRUDDER does not document one), e.g. "+08:00".
     naive_time_offset: str = Field(default="+00:00", alias="NAIVE_TIME_OFFSET")
-    # Write shards of the per-day and per-workflow/per-task indexes (see README, "DynamoDB keys").
-    day_shards: int = Field(default=16, alias="DAY_INDEX_SHARDS", ge=1, le=256)
+    # Write shards of the per-workflow/per-task indexes (see README, "DynamoDB keys").
     parent_shards: int = Field(default=8, alias="PARENT_INDEX_SHARDS", ge=1, le=256)
+
+    @field_validator("event_ttl_days")
+    @classmethod
+    def _outlives_the_stream(cls, days: int) -> int:
+        return max(days, MIN_EVENT_TTL_DAYS) if days else 0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Any:
+        env: Any = os.environ if environ is None else environ
+        fields = {f.alias for f in cls.model_fields.values() if f.alias}
+        return cls.model_validate({k: env[k] for k in fields if k in env})
+
+
+class IngestSettings(StoreSettings):
+    """The webhook functions': the store's, and the HTTP edge's (token, size, signatures, decryption)."""
+
+    token_secret_name: str = Field(alias="WEBHOOK_TOKEN_SECRET")
+    # How long a fetched token secret is trusted before Secrets Manager is asked again.
+    token_cache_seconds: int = Field(default=300, alias="WEBHOOK_TOKEN_CACHE_SECONDS", ge=0)
+    max_body_bytes: int = Field(default=1_048_576, alias="MAX_BODY_BYTES", gt=0)
     # Per-route callback signature checks and payload decryption: JSON objects keyed by webhook type or
     # route (patterns allowed), parsed once per cold start; empty = off everywhere (signing.py,
     # decryption.py, route_settings.py).
     signature_verification: str = Field(default="", alias="SIGNATURE_VERIFICATION")
     payload_decryption: str = Field(default="", alias="PAYLOAD_DECRYPTION")
 
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> IngestSettings:
-        env: Any = os.environ if environ is None else environ
-        fields = {f.alias for f in cls.model_fields.values() if f.alias}
-        return cls.model_validate({k: env[k] for k in fields if k in env})
-
 
 @functools.cache
 def get_settings() -> IngestSettings:
-    return IngestSettings.from_env()
+    settings: IngestSettings = IngestSettings.from_env()
+    return settings

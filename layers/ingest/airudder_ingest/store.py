@@ -30,6 +30,7 @@ S3 first (a claim check, `envelope_key`).
 
 from __future__ import annotations
 
+import base64
 import heapq
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -45,7 +46,7 @@ from .limits import MAX_PARTITION_KEY_BYTES, fact_fits, storable
 from .limits import key_part as _key_part
 from .models.record import EventRecord, entity_key
 
-__all__ = ["EventRecord", "EventStore", "PutOutcome", "entity_key", "event_sort_key", "index_key"]
+__all__ = ["EventRecord", "EventStore", "PutOutcome", "entity_key", "event_sort_key", "index_key", "item_from_stream"]
 
 EVENT_SK_PREFIX = "EV#"
 UNTIMED = "-"
@@ -81,6 +82,28 @@ def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
 def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     values = {k: _deserializer.deserialize(v) for k, v in item.items()}
     return {k: (bytes(v) if isinstance(v, Binary) else v) for k, v in values.items()}
+
+
+def _binary_as_bytes(value: Any) -> Any:
+    """A typed value of a Lambda stream record, with its binaries as bytes (the JSON holds them base64)."""
+    if not isinstance(value, Mapping) or len(value) != 1:
+        return value
+    ((kind, inner),) = value.items()
+    if kind == "B" and isinstance(inner, str):
+        return {"B": base64.b64decode(inner)}
+    if kind == "BS" and isinstance(inner, list):
+        return {"BS": [base64.b64decode(v) if isinstance(v, str) else v for v in inner]}
+    if kind == "M" and isinstance(inner, Mapping):
+        return {"M": {k: _binary_as_bytes(v) for k, v in inner.items()}}
+    if kind == "L" and isinstance(inner, list):
+        return {"L": [_binary_as_bytes(v) for v in inner]}
+    return value
+
+
+def item_from_stream(image: Mapping[str, Any]) -> dict[str, Any]:
+    """An item's image from a DynamoDB stream record as Lambda delivers it, as plain values (binaries as
+    bytes, numbers as Decimal): what the archiver and the publisher read."""
+    return _from_item({k: _binary_as_bytes(v) for k, v in image.items()})
 
 
 def index_key(prefix: str, value: str, suffix: str = "") -> str:

@@ -2,7 +2,7 @@
 
 Each run walks, for a time window, the workflows active in it, their outbound (node) tasks, and each
 task's details (call records, paged), and feeds every record through the webhook path's own store
-steps (IngestPipeline.build_record, the raw archive, IngestPipeline.store_record) with source "sync".
+steps (recorder.EventRecorder: build_record, store_record) with source "sync".
 
 One event per call, whoever saw it first: a pulled record is turned into the body the call-completion
 webhook would have sent (`webhook_body`, an ASSUMPTION about AIRUDDER, see below), so its event id
@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -45,16 +45,17 @@ from .airudder_client import (
     AirudderCredentials,
     CredentialsProvider,
 )
-from .archive import Envelope, RawArchive, quarantine_key
-from .auth import TokenVerifier, fetch_secret
-from .errors import Unprocessable
-from .events import iso_utc, raw_digest, to_utc, utf8_text
+from .archive import Envelope
+from .auth import fetch_secret
+from .errors import Unprocessable, failure_site
+from .events import iso_utc, to_utc, utf8_text
 from .models import FALLBACK_KIND, EventFacts, WebhookModel, model_for, read_facts
-from .pipeline import IngestPipeline, failure_site, recording_fits_queue
+from .models.record import EventRecord
+from .recorder import EventRecorder, recording_fits_queue
 from .recording_queue import RecordingQueue
 from .secret_values import Fetch
-from .settings import IngestSettings, get_settings
-from .store import EventRecord, EventStore
+from .settings import StoreSettings
+from .store import EventStore
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -368,19 +369,18 @@ class WorkflowSync:
     def __init__(
         self,
         settings: SyncSettings,
-        pipeline: IngestPipeline,
+        recorder: EventRecorder,
         client: AirudderClient,
         recordings: RecordingQueue | None,
         *,
         now: Callable[[], dt.datetime] = _utc_now,
         wall_ms: Callable[[], int] = _epoch_ms,
     ) -> None:
-        if pipeline.recordings is not None:
-            raise ValueError("the sync queues recordings itself: give it a pipeline without a recordings queue")
+        if recorder.recordings is not None:
+            raise ValueError("the sync queues recordings itself: give it a recorder without a recordings queue")
         self.settings = settings
-        self.pipeline = pipeline
-        self.store: EventStore = pipeline.store
-        self.archive: RawArchive = pipeline.archive
+        self.recorder = recorder
+        self.store: EventStore = recorder.store
         self.client = client
         self.recordings = recordings
         self.mapping = RecordMapping(settings.call_route, settings.pull_only_keys)
@@ -391,26 +391,19 @@ class WorkflowSync:
     @classmethod
     def from_env(cls) -> WorkflowSync:
         """As deployed: settings from the environment, clients built, nothing fetched yet."""
-        ingest: IngestSettings = get_settings()
+        store_settings = StoreSettings.from_env()
         settings = SyncSettings.from_env()
-        store = EventStore(
-            ingest.table_name,
-            aws.client("dynamodb"),
-            day_shards=ingest.day_shards,
-            parent_shards=ingest.parent_shards,
-            event_ttl_days=ingest.event_ttl_days,
-        )
-        # The token verifier is never asked: the sync receives no deliveries.
-        pipeline = IngestPipeline(
-            ingest, store, RawArchive(ingest.bucket_name, aws.client("s3")), TokenVerifier(""), None
-        )
+        # The sync queues recordings itself (it checks the call's recording first): a recorder without.
+        recorder = EventRecorder.from_settings(store_settings, queue_recordings=False)
         recordings = (
-            RecordingQueue(ingest.recordings_queue_url, aws.client("sqs")) if ingest.recordings_queue_url else None
+            RecordingQueue(store_settings.recordings_queue_url, aws.client("sqs"))
+            if store_settings.recordings_queue_url
+            else None
         )
         client = AirudderClient(
             secret_credentials(settings.api_secret_name, settings.secret_cache_seconds), AirudderApiSettings.from_env()
         )
-        return cls(settings, pipeline, client, recordings)
+        return cls(settings, recorder, client, recordings)
 
     # ------------------------------------------------------------------ Lambda entry
 
@@ -613,45 +606,22 @@ class WorkflowSync:
             self._quarantine(owner, record, received_at, query, reason)
             return _Stored(new=False, matched=False, queued=False, quarantined=True)
 
-    def _quarantine(
-        self, owner: str, record: Any, received_at: str, query: Mapping[str, str], reason: str
-    ) -> None:
+    def _quarantine(self, owner: str, record: Any, received_at: str, query: Mapping[str, str], reason: str) -> None:
         """Keep a pulled record as it came (JSON text) in the quarantine, as the webhook path keeps a body."""
         try:
             text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=repr)
         except (ValueError, TypeError, RecursionError):
             text = repr(record)
         raw = utf8_text(text).encode()
-        digest = raw_digest(raw)[:32]
-        webhook_type = self.mapping.webhook_type
-        key = quarantine_key(webhook_type, received_at[:10], digest)
-        path = self.client.settings.task_detail_path
-        self.archive.put(
-            key,
-            Envelope(
-                webhook_type=webhook_type,
-                route=self.mapping.route,
-                path=path,
-                received_at=received_at,
-                body=raw,
-                raw_sha256=raw_digest(raw),
-                query=query,
-                source=SOURCE,
-                request_id=owner,
-                reason=reason,
-            ),
-        )
-        self.store.put_quarantine(
-            digest=digest,
-            webhook_type=webhook_type,
+        self.recorder.quarantine(
+            Envelope(path=self.client.settings.task_detail_path, body=raw, query=query),
+            webhook_type=self.mapping.webhook_type,
             route=self.mapping.route,
-            path=path,
             reason=reason,
             status=Unprocessable.status,
             received_at=received_at,
-            archive_key=key,
-            size=len(raw),
             source=SOURCE,
+            request_id=owner,
         )
 
     def _store_record(
@@ -659,43 +629,25 @@ class WorkflowSync:
     ) -> _Stored:
         """One pulled record through the webhook path's store steps."""
         converted = self.mapping.convert(record)
-        rec = self.pipeline.build_record(
+        rec = self.recorder.build_record(
             webhook_type=self.mapping.webhook_type,
             route=self.mapping.route,
             value=converted.body,
             facts=converted.facts,
             received_at=received_at,
             source=SOURCE,
+            request_id=owner,
         )
-        existing = self.store.get_event(rec.event_id)
-        if existing is not None:
-            # Known: keep the first writer's times and source, and never touch its archived envelope
-            # (a webhook's holds the body byte for byte as AIRUDDER sent it).
-            rec = replace(rec.timed_as(existing), source=str(existing.get("source") or SOURCE))
-        else:
-            # The envelope's body is what the event id hashes (the webhook body the record stands for), so
-            # a replay of the archive finds this very event; the pull-only keys are kept beside it.
-            # utf8_text: a lone surrogate stays its JSON escape, which reads back as the same value.
-            raw = utf8_text(json.dumps(converted.body, ensure_ascii=False, separators=(",", ":"))).encode()
-            extra = {k: v for k, v in record.items() if k not in converted.body}
-            envelope = Envelope(
-                webhook_type=rec.webhook_type,
-                route=self.mapping.route,
-                path=self.client.settings.task_detail_path,
-                received_at=received_at,
-                body=raw,
-                raw_sha256=raw_digest(raw),
-                query=query,
-                source=SOURCE,
-                request_id=owner,
-                event_id=rec.event_id,
-                event_time=rec.event_time,
-                pull_only=extra,
-            )
-            # If-None-Match: a webhook archived at the same moment keeps its envelope.
-            self.archive.put_new(rec.archive_key, envelope)
-        outcome = self.pipeline.store_record(rec)
-        known = existing is not None or outcome.result != "stored"
+        # The envelope's body is what the event id hashes (the webhook body the record stands for), so a
+        # replay of the archive finds this very event; the pull-only keys are kept beside it. An event a
+        # webhook stored first is a duplicate here: its item, with the body byte for byte as AIRUDDER sent
+        # it, is never touched. utf8_text: a lone surrogate stays its JSON escape (reads back the same).
+        raw = utf8_text(json.dumps(converted.body, ensure_ascii=False, separators=(",", ":"))).encode()
+        extra = {k: v for k, v in record.items() if k not in converted.body}
+        envelope = Envelope(path=self.client.settings.task_detail_path, body=raw, query=query, pull_only=extra)
+        outcome = self.recorder.store_record(rec, envelope)
+        rec = outcome.record
+        known = outcome.result != "stored"
         queued = self._queue_recording(rec, known=known)
         if queued:
             assert self.recordings is not None

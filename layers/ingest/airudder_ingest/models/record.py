@@ -55,9 +55,10 @@ class EventRecord:
         return self.time_source == "payload"
 
     def timed_as(self, stored: Mapping[str, Any]) -> EventRecord:
-        """The same event with the times it was first stored with (for a redelivery)."""
+        """The same event as it was first stored: its times and source (for a redelivery)."""
         return replace(
             self,
+            source=str(stored.get("source") or self.source),
             event_time=str(stored.get("event_time", self.event_time)),
             received_at=str(stored.get("received_at", self.received_at)),
             time_source=str(stored.get("time_source", self.time_source)),

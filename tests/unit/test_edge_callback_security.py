@@ -1,6 +1,6 @@
-"""Signature verification, payload decryption and the {product} segment, through the whole pipeline:
+"""Signature verification, payload decryption and the {product} segment, through the whole webhook edge:
 moto in process, the secrets in (moto's) Secrets Manager read through Powertools Parameters, the
-pipeline built from the environment as the deployed function builds it."""
+edge built from the environment as the deployed function builds it."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from moto import mock_aws
 
 from airudder_ingest import aws as aws_clients
+from airudder_ingest.archive import unpack_envelope
 from airudder_ingest.events import canonical_json, raw_digest
-from airudder_ingest.pipeline import IngestPipeline
+from airudder_ingest.http_edge import WebhookEdge
 from airudder_ingest.route_settings import RouteSettingsError
 from airudder_ingest.settings import IngestSettings
 from tools.cfn import load_template
@@ -69,8 +70,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     clear_powertools_cache()
 
 
-def pipeline(**env: Any) -> IngestPipeline:
-    """The pipeline as the deployed function builds it, from its environment."""
+def edge(**env: Any) -> WebhookEdge:
+    """The edge as the deployed function builds it, from its environment."""
     settings = IngestSettings.from_env(
         {
             "EVENTS_TABLE": TABLE,
@@ -79,7 +80,7 @@ def pipeline(**env: Any) -> IngestPipeline:
             **{k: v if isinstance(v, str) else json.dumps(v) for k, v in env.items()},
         }
     )
-    return IngestPipeline.from_settings(settings)
+    return WebhookEdge.from_settings(settings)
 
 
 SIGNED = {"chatbot.*": {"mode": "hmac-sha256", "secret": "unit/signing", "encoding": "hex"}}
@@ -124,8 +125,9 @@ def objects(aws: dict[str, Any]) -> list[str]:
     return [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=BUCKET).get("Contents", [])]
 
 
-def archived(aws: dict[str, Any], key: str) -> dict[str, Any]:
-    return json.loads(aws["s3"].get_object(Bucket=BUCKET, Key=key)["Body"].read())
+def kept(aws: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(item, unpacked envelope) of every item that keeps a delivery: events and quarantined ones."""
+    return [(i, unpack_envelope(i["envelope"]["B"])) for i in items(aws) if "envelope" in i]
 
 
 # ------------------------------------------------------------------------------------------ signatures
@@ -133,7 +135,7 @@ def archived(aws: dict[str, Any], key: str) -> dict[str, Any]:
 
 def test_a_signed_route_refuses_a_bad_signature_with_401_and_stores_nothing(aws: dict[str, Any]) -> None:
     # Given chatbot routes are signed
-    ingest = pipeline(SIGNATURE_VERIFICATION=SIGNED)
+    ingest = edge(SIGNATURE_VERIFICATION=SIGNED)
     body = sample("chatbot/session-ended/session.json")
     tampered = body.replace(b'"closed"', b'"open"')
     # When deliveries arrive with no, a wrong, or a replayed signature over another body
@@ -149,18 +151,18 @@ def test_a_signed_route_refuses_a_bad_signature_with_401_and_stores_nothing(aws:
     # And the correctly signed body is stored
     good = ingest.handle(api_event(SESSION_ENDED, body, sign(body)))
     assert good["statusCode"] == 200 and good["headers"]["x-ingest-outcome"] == "stored"
-    (key,) = objects(aws)
-    assert archived(aws, key)["headers"]["x-airudder-sign"] == sign(body)["x-airudder-sign"]
+    ((_, envelope),) = kept(aws)
+    assert envelope["headers"]["x-airudder-sign"] == sign(body)["x-airudder-sign"]
 
 
 def test_routes_the_setting_does_not_name_need_no_signature(aws: dict[str, Any]) -> None:
-    ingest = pipeline(SIGNATURE_VERIFICATION=SIGNED)
+    ingest = edge(SIGNATURE_VERIFICATION=SIGNED)
     answer = ingest.handle(api_event("/webhooks/workflow/call", sample("workflow/call/completed.json")))
     assert answer["statusCode"] == 200
 
 
 def test_an_unreadable_signing_secret_answers_503_and_stores_nothing(aws: dict[str, Any]) -> None:
-    ingest = pipeline(SIGNATURE_VERIFICATION={"chatbot.*": {"mode": "hmac-sha256", "secret": "unit/missing"}})
+    ingest = edge(SIGNATURE_VERIFICATION={"chatbot.*": {"mode": "hmac-sha256", "secret": "unit/missing"}})
     body = sample("chatbot/inbound/conversation.json")
     answer = ingest.handle(api_event("/webhooks/chatbot/inbound", body, sign(body)))
     assert answer["statusCode"] == 503
@@ -172,7 +174,7 @@ def test_an_unreadable_signing_secret_answers_503_and_stores_nothing(aws: dict[s
 
 def test_an_encrypted_route_stores_the_plaintext_event_and_archives_the_ciphertext(aws: dict[str, Any]) -> None:
     # Given the session-end route is encrypted, and a sample body encrypted as the settings describe
-    ingest = pipeline(PAYLOAD_DECRYPTION=ENCRYPTED)
+    ingest = edge(PAYLOAD_DECRYPTION=ENCRYPTED)
     plaintext = sample("chatbot/session-ended/session.json")
     ciphertext = seal(plaintext)
     # When it is delivered
@@ -180,14 +182,13 @@ def test_an_encrypted_route_stores_the_plaintext_event_and_archives_the_cipherte
     # Then the decrypted event is stored and filed under its session
     assert answer["statusCode"] == 200, answer["body"]
     event_id = answer["headers"]["x-event-id"]
-    event = aws["dynamodb"].get_item(TableName=TABLE, Key={"pk": {"S": f"EV#{event_id}"}, "sk": {"S": "EV"}})["Item"]
-    assert event["data"]["S"] == canonical_json(json.loads(plaintext))
-    assert (event["webhook_type"]["S"], event["entity"]["S"]) == (
+    ((event, envelope),) = kept(aws)
+    assert event["event_id"]["S"] == event_id and envelope["decoded"] == canonical_json(json.loads(plaintext))
+    assert (event["webhook_type"]["S"], event["pk"]["S"]) == (
         "chatbot.session_ended",
         "SESSION#4fbb6c41833b65ff3444502517b7ea91",
     )
-    # And the archive holds the body exactly as received: the ciphertext
-    envelope = archived(aws, event["archive_key"]["S"])
+    # And the envelope holds the body exactly as received: the ciphertext (the archive keeps only that)
     assert envelope["body"].encode() == ciphertext
     assert envelope["raw_sha256"] == raw_digest(ciphertext)
     # And the same event encrypted again (another nonce) is recognised as a redelivery
@@ -196,33 +197,31 @@ def test_an_encrypted_route_stores_the_plaintext_event_and_archives_the_cipherte
 
 
 def test_a_body_that_cannot_be_decrypted_is_quarantined_with_400(aws: dict[str, Any]) -> None:
-    ingest = pipeline(PAYLOAD_DECRYPTION=ENCRYPTED)
+    ingest = edge(PAYLOAD_DECRYPTION=ENCRYPTED)
     plaintext = sample("chatbot/session-ended/session.json")  # sent unencrypted to an encrypted route
     answer = ingest.handle(api_event(SESSION_ENDED, plaintext))
     assert answer["statusCode"] == 400
     reply = json.loads(answer["body"])
     assert reply["error"] == "invalid_payload" and "could not be decrypted" in reply["message"]
-    (key,) = objects(aws)
-    assert key.startswith("quarantine/type=chatbot.session_ended/")
-    assert archived(aws, key)["body"].encode() == plaintext
-    (item,) = items(aws)
+    ((item, envelope),) = kept(aws)
+    assert item["webhook_type"]["S"] == "chatbot.session_ended" and envelope["body"].encode() == plaintext
     assert item["pk"]["S"] == f"Q#{reply['quarantine_id']}"
 
 
 def test_a_signed_and_encrypted_route_checks_the_signature_of_the_ciphertext(aws: dict[str, Any]) -> None:
-    ingest = pipeline(SIGNATURE_VERIFICATION=SIGNED, PAYLOAD_DECRYPTION=ENCRYPTED)
+    ingest = edge(SIGNATURE_VERIFICATION=SIGNED, PAYLOAD_DECRYPTION=ENCRYPTED)
     plaintext = sample("chatbot/session-ended/session.json")
     ciphertext = seal(plaintext)
     assert ingest.handle(api_event(SESSION_ENDED, ciphertext, sign(plaintext)))["statusCode"] == 401
-    assert objects(aws) == []
+    assert items(aws) == []
     assert ingest.handle(api_event(SESSION_ENDED, ciphertext, sign(ciphertext)))["statusCode"] == 200
 
 
-def test_a_bad_setting_fails_when_the_pipeline_is_built(aws: dict[str, Any]) -> None:
+def test_a_bad_setting_fails_when_the_edge_is_built(aws: dict[str, Any]) -> None:
     with pytest.raises(RouteSettingsError, match="PAYLOAD_DECRYPTION"):
-        pipeline(PAYLOAD_DECRYPTION={"chatbot.*": {"mode": "aes-cbc", "key_secret": "k", "iv": "short"}})
+        edge(PAYLOAD_DECRYPTION={"chatbot.*": {"mode": "aes-cbc", "key_secret": "k", "iv": "short"}})
     with pytest.raises(RouteSettingsError, match="SIGNATURE_VERIFICATION"):
-        pipeline(SIGNATURE_VERIFICATION="{not json")
+        edge(SIGNATURE_VERIFICATION="{not json")
 
 
 # ------------------------------------------------------------------------------------------ {product}
@@ -230,7 +229,7 @@ def test_a_bad_setting_fails_when_the_pipeline_is_built(aws: dict[str, Any]) -> 
 
 @pytest.mark.parametrize("kind", ["plan", "task", "call"])
 def test_a_product_outside_the_map_is_404_and_stores_nothing(aws: dict[str, Any], kind: str) -> None:
-    ingest = pipeline()
+    ingest = edge()
     body = sample(f"collection/{kind}/" + ("completed.json" if kind == "call" else "finished.json"))
     route = f"/webhooks/{{product}}/{kind}"
     for product in ("sms", "workflow", "Collection2"):
@@ -245,5 +244,5 @@ def test_a_product_outside_the_map_is_404_and_stores_nothing(aws: dict[str, Any]
         api_event(route, body, raw_path=f"/webhooks/collection/{kind}", path_params={"product": "collection"})
     )
     assert stored["statusCode"] == 200
-    (key,) = objects(aws)
-    assert key.startswith(f"raw/type=collection.{kind}/")
+    ((event, _),) = kept(aws)
+    assert event["webhook_type"]["S"] == f"collection.{kind}"
