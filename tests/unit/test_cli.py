@@ -227,3 +227,31 @@ def test_json_output_is_the_same_value_without_raw_controls(value: Any) -> None:
     text = json_text(value)
     assert json.loads(text) == value
     assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", text)
+
+
+def test_an_envelope_in_a_claim_check_is_read_from_the_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from airudder_ingest.archive import ClaimChecks, claim_key
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="claims-bucket")
+        key = claim_key("e1")
+        ClaimChecks("claims-bucket", boto3.client("s3", region_name="us-east-1")).put(
+            key, Envelope(path="/p", body=b'{"big": "yes"}').pack()
+        )
+        args = ["call", "c", "--table", "T", "--bucket", "claims-bucket", "--region", "us-east-1"]
+        ctx = cli.Context(cli.build_parser().parse_args(args))
+        assert ctx.readable({"event_id": "e1", "envelope_key": key}) == {
+            "event_id": "e1",
+            "envelope_key": key,
+            "body": {"big": "yes"},
+        }
+        assert ctx.body({"envelope_key": key}) == {"big": "yes"}
+        # Without a bucket the claim check cannot be read: the item is shown as it is.
+        no_bucket = cli.Context(cli.build_parser().parse_args(["call", "c", "--table", "T", "--region", "us-east-1"]))
+        assert no_bucket.readable({"envelope_key": key}) == {"envelope_key": key}
