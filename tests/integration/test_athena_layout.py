@@ -33,7 +33,7 @@ from airudder_ingest.models import all_models
 from tools.cfn import load_template
 from tools.local_stack import LocalStack
 
-from .archive_support import EVERY_DAY, archive_table
+from .archive_support import EVERY_DAY, archive_stack
 from .conftest import Client, Inspector, all_samples
 
 pytestmark = pytest.mark.integration
@@ -91,7 +91,7 @@ def archived(client: Client, inspector: Inspector) -> list[str]:
         assert client.post(sample.path, sample.body()).status_code == 200, sample.name
     for path, body in REJECTED.items():
         assert client.post(path, None, raw=body).status_code == 400, path
-    archive_table(inspector.table, inspector.bucket, inspector.ddb, inspector.s3)
+    archive_stack(inspector.stack)
     return inspector.keys("raw/") + inspector.keys("quarantine/")
 
 

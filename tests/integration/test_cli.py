@@ -28,7 +28,7 @@ from tools.local_stack import LocalStack
 from tools.recordings_server import expected_sha256
 from tools.recordings_testkit import RecordingsLab
 
-from .archive_support import archive_table
+from .archive_support import archive_stack
 from .conftest import EVENTS, Client, Inspector, all_samples
 
 pytestmark = pytest.mark.integration
@@ -112,7 +112,7 @@ def ingested(lab: RecordingsLab, client: Client, inspector: Inspector) -> Ingest
     answer = client.post("/webhooks/workflow/call", oversized)
     assert answer.status_code == 413
     found.oversized_quarantine_id = answer.json()["quarantine_id"]
-    archive_table(inspector.table, inspector.bucket, inspector.ddb, inspector.s3)
+    archive_stack(inspector.stack)
     return found
 
 

@@ -29,7 +29,7 @@ from airudder_ingest.export import EVENT_COLUMNS
 from airudder_ingest.models.record import EventRecord
 from tools.local_stack import LocalStack
 
-from .archive_support import archive_table
+from .archive_support import archive_stack
 from .conftest import EVENTS, Client, Inspector
 
 pytestmark = pytest.mark.integration
@@ -155,7 +155,7 @@ def exported(stack: LocalStack, client: Client, inspector: Inspector, tmp_path_f
         assert answer.status_code == 200, (name, answer.text)
         event_ids[name] = answer.headers["x-event-id"]
         bodies[event_ids[name]] = body
-    archive_table(inspector.table, inspector.bucket, inspector.ddb, inspector.s3)
+    archive_stack(inspector.stack)
 
     folder = tmp_path_factory.mktemp("export")
     parsed: dict[str, dict[str, dict[str, Any]]] = {}
