@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .archive import QUARANTINE_PREFIX, RAW_PREFIX, ArchiveReader, ClaimChecks, event_body, unpack_envelope
 from .events import iso_utc, normalise_phone, to_utc
@@ -50,6 +50,9 @@ from .export import (
     write_export,
 )
 from .store import EventStore
+
+if TYPE_CHECKING:
+    from .replay import Replayer
 
 PROG = "airudder-data"
 EXIT_OK, EXIT_NOT_FOUND, EXIT_ERROR = 0, 1, 2
@@ -794,7 +797,7 @@ def cmd_replay(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def _replayer(ctx: Context, *, dry_run: bool) -> Any:
+def _replayer(ctx: Context, *, dry_run: bool) -> Replayer:
     from .decryption import PayloadDecryption
     from .recorder import EventRecorder
     from .recording_queue import RecordingQueue
