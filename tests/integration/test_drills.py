@@ -7,8 +7,9 @@ through an AWS outage, 10,000 hostile requests, 2,200 deliveries and 300 pulled 
 1. outage     the AIRUDDER simulator pushes its webhooks (AIRUDDER's retry rule, retry delay scaled down)
               while the fault proxy cuts AWS off for a stretch in the middle: those deliveries get 5xx,
               the retries land them, and DynamoDB holds every event exactly once.
-2. kill       the deployed handler, in a process of its own, is SIGKILLed right after the S3 archive
-              (and, in turn, after the event write and after the state write): the retry completes it.
+2. kill       the deployed handler, in a process of its own, is SIGKILLed right after the event write
+              (the one durable write, envelope included) and, in turn, after the state write: the retry
+              completes it.
 3. hostile    malformed and hostile requests (hypothesis): bodies, headers, query strings, tokens, base64
               flags, huge and deep JSON, invalid UTF-8. No 5xx, no exception; each answered 401, 404,
               413, 400 or 200 as it should be; every authenticated refusal is quarantined. In-process
@@ -163,18 +164,17 @@ def test_an_aws_outage_mid_push_loses_nothing_and_stores_every_event_once(
     server_errors = sum(v for k, v in report.outcomes.items() if k.startswith("5"))
     assert server_errors > 0 and report.retried > 0, report.summary()
     assert report.attempts == n + report.retried
-    # DynamoDB holds exactly one event per webhook, with its state, and S3 one archive object.
+    # DynamoDB holds exactly one event per webhook, with its envelope, and its state.
     from airudder_ingest.events import event_id
     from tools.simulator import call_completed_body
 
     expected = {event_id("workflow.call", call_completed_body(c, sim.url)) for c in calls}
-    events = [e for e in scan(inspector, "EV#") if e.get("call_id", {}).get("S") in call_ids]
+    events = [e for e in scan(inspector, "CALL#") if e["sk"]["S"].startswith("EV#") and e["call_id"]["S"] in call_ids]
     stored = Counter(e["event_id"]["S"] for e in events)
     assert len(events) == n and set(stored) == expected and set(stored.values()) == {1}
-    states = [s for s in scan(inspector, "CALL#") if s.get("call_id", {}).get("S") in call_ids]
+    assert all("envelope" in e for e in events)
+    states = [s for s in scan(inspector, "CALL#") if s["sk"]["S"] == "STATE" and s["call_id"]["S"] in call_ids]
     assert len(states) == n
-    archived = {key.rsplit("/", 1)[-1].removesuffix(".json") for key in inspector.keys("raw/type=workflow.call/")}
-    assert expected <= archived
 
 
 # ---------------------------------------------------------------------------------------------- 2. kill
@@ -237,21 +237,17 @@ def test_a_handler_killed_mid_ingest_is_completed_by_the_retry(
     store = inspector.store()
     wrote = [c.operation for c in stack.faults.calls() if c.service in ("s3", "dynamodb", "sqs")]
     # What the killed process left behind, exactly
-    left = {
-        "archive": ["PutObject"],
-        "event": ["PutObject", "PutItem"],
-        "state": ["PutObject", "PutItem", "UpdateItem"],
-    }
+    left = {"event": ["PutItem"], "state": ["PutItem", "UpdateItem"]}
     assert wrote == left[stop_after]
     events = list(store.entity_events("CALL", call_id))
-    assert len(events) == (0 if stop_after == "archive" else 1)
+    assert len(events) == 1 and "envelope" in events[0]
     assert (store.get_state("CALL", call_id) is not None) == (stop_after == "state")
     # When AIRUDDER retries (the same body, over HTTP)
     stack.faults.reset_calls()
     retry = client.post(DIALER, None, raw=body)
     # Then the event is complete: stored once, its state applied, its recording queued
     assert retry.status_code == 200
-    assert retry.headers["x-ingest-outcome"] == ("stored" if stop_after == "archive" else "duplicate")
+    assert retry.headers["x-ingest-outcome"] == "duplicate"
     events = list(store.entity_events("CALL", call_id))
     assert len(events) == 1
     state = store.get_state("CALL", call_id)
@@ -299,7 +295,7 @@ class HostileLedger:
             item = store.get_quarantine(quarantine_id)
             assert item is not None and item["http_status"] in (400, 413)
         for event in self.stored_event_ids:
-            assert store.get_event(event) is not None
+            assert inspector.event(event) is not None
 
 
 HYPOTHESIS = settings(
@@ -388,14 +384,14 @@ class KeptLedger:
         assert status < 500, f"{status} for {case.body_kind} on {case.raw_path}: {body[:300]!r}"
         assert status in case.expected, f"{status} for {case.body_kind} on {case.raw_path}: {body[:300]!r}"
         if status == 200:
-            event = self.store.get_event(headers["x-event-id"])
+            event = self.inspector.event(headers["x-event-id"])
             assert event is not None, case.body_kind
-            assert body_of(self.inspector.archived(event["archive_key"])) == case.raw, case.body_kind
+            assert body_of(self.inspector.archived(event)) == case.raw, case.body_kind
             return "event", event["event_id"]
         quarantine_id = json.loads(body)["quarantine_id"]
         item = self.store.get_quarantine(quarantine_id)
         assert item is not None and item["http_status"] == status and item["reason"], case.body_kind
-        assert body_of(self.inspector.archived(item["archive_key"])) == case.raw, case.body_kind
+        assert body_of(self.inspector.archived(item)) == case.raw, case.body_kind
         return "quarantine", quarantine_id
 
 
@@ -460,16 +456,16 @@ def test_hostile_records_pulled_by_the_sync_are_each_kept_and_every_run_finishes
             for call in calls:
                 record = json.loads(dump_json(sim.call_record(call)))  # as the sync's client reads it
                 kept = [
-                    body_of(rig.archived(event["archive_key"]))
+                    body_of(rig.archived(event))
                     for body in (webhook_body(record), record)
-                    if (event := rig.store.get_event(event_id(CALL_TYPE, body))) is not None
+                    if (event := rig.event(event_id(CALL_TYPE, body))) is not None
                 ]
                 if kept:
                     assert any(same_json(json.loads(k), webhook_body(record)) or same_json(json.loads(k), record)
                                for k in kept)  # fmt: skip
                 else:
                     quarantined = sync_quarantine(rig) if quarantined is None else quarantined
-                    bodies = [json.loads(body_of(rig.archived(q["archive_key"]))) for q in quarantined]
+                    bodies = [json.loads(body_of(rig.archived(q))) for q in quarantined]
                     assert any(same_json(b, record) for b in bodies), f"record {calls.index(call)} not kept"
             # The retry: a second job over the same records finds each stored, or quarantines it again.
             again = SyncRig(stack, sim, f"hostile-again-{runs}-{time.monotonic_ns()}").run()
