@@ -2,8 +2,10 @@
 
 Starts what `make serve` starts, posts every sample body of events/ twice (the second time with its
 keys reordered and re-indented, as a redelivery), adds a delivery with a wrong token and a malformed
-one, then prints what each webhook type left in DynamoDB and S3, and which events reached a queue
-subscribed to the stack's EventBridge bus (fan-out: one per stored event, none for redeliveries). Last,
+one, then prints what each webhook type left in DynamoDB and in the archive (written by the archiver
+from the table's stream: deliveries, event items, archive objects, objects per 1,000 deliveries), and
+which events reached a queue subscribed to the stack's EventBridge bus (fan-out: one per stored event,
+none for redeliveries). Last,
 the scheduled sync
 (tools/sync_demo.py): a simulated AIRUDDER tenant pushes its call webhooks with some dropped, the sync
 runs, and every call is checked in DynamoDB. Then it stops.
@@ -173,7 +175,11 @@ class Demo:
                 totals[name] += counts[name]
         out.write(f"  {'total':<34}" + "".join(f"{totals[name]:>12}" for name in COUNTERS) + "\n")
 
-        out.write("\nWhat each type left behind (DynamoDB items: event and entity state; S3 objects)\n")
+        # The archiver reads the table's stream (as its Lambda mapping would) and writes the batched archive.
+        archiver = self.stack.stream_poller("ArchiverFunction")
+        archiver.drain()
+        held = self.archive_index()
+        out.write("\nWhat each type left behind (DynamoDB items: event and entity state; its archive object)\n")
         for webhook_type in sorted(self.by_type):
             summary = self.by_type[webhook_type]
             if not summary.event_ids and not summary.quarantine_ids:
@@ -181,26 +187,51 @@ class Demo:
             out.write(f"  {webhook_type}\n")
             for event_id in sorted(summary.event_ids):
                 event = self.store.find_event(event_id) or {}
-                state = "no state item" if event.get("entity_kind") == "DELIVERY" else f"{event.get('entity')}/STATE"
+                state = "no state item" if event.get("entity_kind") == "DELIVERY" else f"{event.get('pk')}/STATE"
                 out.write(f"    event  {event.get('pk')}/{event.get('sk')}  entity {state}\n")
-                out.write(f"           s3://{self.bucket}/{event.get('archive_key')}\n")
+                out.write(f"           s3://{self.bucket}/{held.get(event_id, '(not archived)')}\n")
             for quarantine_id in sorted(summary.quarantine_ids):
                 kept = self.store.get_quarantine(quarantine_id) or {}
                 out.write(f"    quarantined  {kept.get('pk')}  reason: {kept.get('reason')}\n")
-                out.write(f"           s3://{self.bucket}/{kept.get('archive_key')}\n")
+                out.write(f"           s3://{self.bucket}/{held.get(quarantine_id, '(not archived)')}\n")
+        self.archive_summary(totals, held, len(archiver.batches))
         self.fanout_summary()
+
+    def archive_index(self) -> dict[str, str]:
+        """Event or quarantine id -> the archive object holding its line."""
+        from airudder_ingest.archive import QUARANTINE_PREFIX, RAW_PREFIX, ArchiveReader
+
+        s3 = self.stack.boto3_client("s3")
+        reader = ArchiveReader(self.bucket, s3)
+        held: dict[str, str] = {}
+        for area in (RAW_PREFIX, QUARANTINE_PREFIX):
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{area}/type=")
+            for key in [obj["Key"] for page in pages for obj in page.get("Contents") or []]:
+                if key.endswith(".jsonl.gz") and "/type=_" not in key:
+                    for line in reader.lines(key):
+                        held[str(line.get("quarantine_id") or line.get("event_id"))] = key
+        return held
+
+    def archive_summary(self, totals: dict[str, int], held: dict[str, str], batches: int) -> None:
+        """Deliveries, event items, archive objects, and objects per 1,000 deliveries."""
+        deliveries = totals["received"]
+        events = sum(1 for _ in self.store.scan_events("0000-01-01", "9999-12-31"))
+        objects = len(set(held.values()))
+        self.out.write(
+            f"\nArchive: {deliveries} deliveries, {events} event items in DynamoDB; the archiver read the"
+            f" table's stream in {batches} batch{'es' if batches != 1 else ''} and wrote {len(held)} lines in"
+            f" {objects} objects (one per webhook type and day of a batch):"
+            f" {1000 * objects / max(deliveries, 1):.0f} objects per 1,000 deliveries (here a few deliveries of"
+            f' each of {len(self.by_type)} types; a busy stream\'s batches hold thousands: README, "Archiver")\n'
+        )
         if self.stack.faults is not None:
-            stored = sum(s.counts["stored"] + s.counts["duplicates"] for s in self.by_type.values())
-            # Only the archive's own PUTs: the recordings consumer writes under recordings/ meanwhile.
+            # The webhook functions write no archive object: one durable write (the event item) before 200.
             puts = sum(
                 1
                 for call in self.stack.faults.calls("s3", "PutObject")
                 if "/raw/" in call.path or "/quarantine/" in call.path
             )
-            out.write(
-                f"\nS3 archive PUTs made by the webhook functions: {puts} for {stored} accepted and"
-                f" {totals['quarantined']} quarantined deliveries (one each).\n"
-            )
+            self.out.write(f"  S3 PUTs under raw/ and quarantine/: {puts} (the archiver's objects only)\n")
 
     def fanout_summary(self) -> None:
         if self.subscriber is None:

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -385,11 +385,18 @@ class LocalStack:
         """Logical ids of the functions with a DynamoDB stream event."""
         return [source.function_id for source in self.event_sources if source.type == "DynamoDB"]
 
-    def stream_poller(self, function_id: str, event_name: str | None = None) -> StreamPoller:
+    def stream_poller(
+        self,
+        function_id: str,
+        event_name: str | None = None,
+        *,
+        invoke: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> StreamPoller:
         """A poller (not started) feeding the function from its DynamoDB stream event the way the
         event source mapping does (filters, batch size, ReportBatchItemFailures, retries, bisect,
         on-failure destination). It reads moto directly: the mapping is AWS's, not the function's
-        (faults injected on the function's calls do not touch it). ``drain()`` runs it in this thread."""
+        (faults injected on the function's calls do not touch it). ``drain()`` runs it in this thread.
+        ``invoke`` replaces the in-process invocation (a drill runs the handler in a process it kills)."""
         assert self.resolver is not None
         props = self.resolver.resolve(self._event_source(function_id, ("DynamoDB",), event_name).properties)
         on_failure = None
@@ -404,7 +411,7 @@ class LocalStack:
         return StreamPoller(
             self.boto3_client("dynamodbstreams"),
             str(props["Stream"]),
-            lambda event: self.invoke(function_id, event),
+            invoke or (lambda event: self.invoke(function_id, event)),
             batch_size=int(props.get("BatchSize", 100)),
             starting_position=str(props.get("StartingPosition", "TRIM_HORIZON")),
             filters=filter_patterns(props.get("FilterCriteria")),

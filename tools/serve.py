@@ -1,7 +1,8 @@
 """``python -m tools.serve`` (make serve): the stack on embedded AWS until Ctrl-C.
 
 moto listens on MOTO_PORT (default 5000), the gateway on PORT (default 3000); the webhook token is
-WEBHOOK_TOKEN or local-dev-token. Every route of template.yaml is printed with its ?token= URL.
+WEBHOOK_TOKEN or local-dev-token. Every route of template.yaml is printed with its ?token= URL. The
+table's stream is polled for its consumers (the archiver, the fan-out publisher) as Lambda would.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         parameters=_parameter_overrides(args.parameter),
         # Recording links queued by the webhooks are copied into the archive bucket in the background.
         with_recordings_consumer=True,
-        # The table's stream drives its consumers (the fan-out publisher) in the background.
+        # The table's stream drives its consumers in the background (tools/stream_poller.py): the archiver
+        # (the batched archive in S3) and the fan-out publisher.
         with_stream_consumers=True,
     ) as stack:
         describe(stack)

@@ -87,6 +87,8 @@ class Inspector:
         self.bucket = stack.resources["ArchiveBucket"]["Ref"]
         self.ddb = stack.boto3_client("dynamodb")
         self.s3 = stack.boto3_client("s3")
+        self._event_keys: dict[str, tuple[str, str]] = {}
+        self._reader: Any = None
 
     def item_count(self) -> int:
         return sum(page["Count"] for page in self.ddb.get_paginator("scan").paginate(TableName=self.table))
@@ -95,13 +97,44 @@ class Inspector:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
-    def archived(self, key: str) -> dict[str, Any]:
-        return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+    def archived(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The delivery an event or quarantine item keeps: its packed envelope, or its claim check's."""
+        from airudder_ingest.archive import unpack_envelope
+
+        if "envelope" in item:
+            return unpack_envelope(item["envelope"])
+        blob = self.s3.get_object(Bucket=self.bucket, Key=item["envelope_key"])["Body"].read()
+        return unpack_envelope(blob)
 
     def store(self) -> Any:
         from airudder_ingest.store import EventStore
 
         return EventStore(self.table, self.ddb)
+
+    def event(self, event_id: str) -> dict[str, Any] | None:
+        """The stored event of an id, found through the table's stream (the new event items it has seen,
+        read on from where the last call stopped) rather than a Scan of the table per lookup."""
+        key = self._event_keys.get(event_id)
+        if key is None:
+            self._event_reader().drain()
+            key = self._event_keys.get(event_id)
+        return self.store().get_event(*key) if key else None
+
+    def _event_reader(self) -> Any:
+        if self._reader is None:
+            from tools.stream_poller import StreamPoller
+
+            def remember(batch: dict[str, Any]) -> None:
+                for record in batch["Records"]:
+                    keys = record["dynamodb"]["Keys"]
+                    image = record["dynamodb"].get("NewImage") or {}
+                    if "event_id" in image and keys["sk"]["S"].startswith("EV#"):
+                        self._event_keys[image["event_id"]["S"]] = (keys["pk"]["S"], keys["sk"]["S"])
+
+            arn = self.stack.resources["EventsTable"]["StreamArn"]
+            streams = self.stack.boto3_client("dynamodbstreams")
+            self._reader = StreamPoller(streams, arn, remember, batch_size=1000, name="inspector-events")
+        return self._reader
 
 
 @pytest.fixture(scope="module")

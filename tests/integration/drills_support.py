@@ -9,6 +9,11 @@ Child process (run by the kill drill):
 imports the deployed handler (functions/webhook/app.py, the layer on sys.path) in a fresh process, lets
 the webhook edge run up to the named point (event: the event item, with its envelope, written; state: the
 entity state written), writes the marker file and waits there to be SIGKILLed by the test.
+
+    python -m tests.integration.drills_support kill-archiver --event BATCH.json --marker M
+
+does the same with the archiver (functions/archiver/app.py) and a stream batch: it stops right after the
+batch's first archive object is written (the others never are).
 """
 
 from __future__ import annotations
@@ -45,12 +50,14 @@ class Sizes:
     hostile_values_http: int
     hostile_sync_runs: int  # each: a tenant of HOSTILE_SYNC_CALLS hostile records, synced twice
     duplicate_senders: int = 50
+    archiver_kill_deliveries: int = 40  # the archiver drill: deliveries over every type, one killed batch
 
 
 # `make test` runs the quick sizes; `make drills` (DRILLS=full) the full ones.
 SIZES = (
     Sizes(outage_webhooks=2000, retry_delay=2.0, hostile_in_process=10_000, hostile_http=300,
-          duplicate_bodies=20, hostile_values_in_process=2_000, hostile_values_http=200, hostile_sync_runs=30)
+          duplicate_bodies=20, hostile_values_in_process=2_000, hostile_values_http=200, hostile_sync_runs=30,
+          archiver_kill_deliveries=1_000)
     if FULL
     else Sizes(outage_webhooks=120, retry_delay=1.0, hostile_in_process=200, hostile_http=30,
                duplicate_bodies=2, hostile_values_in_process=100, hostile_values_http=15, hostile_sync_runs=3)
@@ -77,6 +84,23 @@ def run_until_killed(event_file: str, stop_after: str, marker: str) -> None:
         return result
 
     setattr(target, name, then_stop)
+    app.lambda_handler(json.loads(Path(event_file).read_text()), _Context())
+
+
+def run_archiver_until_killed(event_file: str, marker: str) -> None:
+    sys.path[:0] = [str(REPO_ROOT / "functions" / "archiver"), str(REPO_ROOT / "layers" / "ingest")]
+    import app
+
+    s3 = app.archiver.s3
+    original = s3.put_object
+
+    def then_stop(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        Path(marker).write_text(str(kwargs.get("Key")))
+        time.sleep(300)  # SIGKILLed here by the test: the batch's other objects are never written
+        return result
+
+    s3.put_object = then_stop
     app.lambda_handler(json.loads(Path(event_file).read_text()), _Context())
 
 
@@ -449,8 +473,14 @@ def main() -> int:
     kill.add_argument("--event", required=True)
     kill.add_argument("--stop-after", choices=STOP_POINTS, required=True)
     kill.add_argument("--marker", required=True)
+    kill_archiver = sub.add_parser("kill-archiver")
+    kill_archiver.add_argument("--event", required=True)
+    kill_archiver.add_argument("--marker", required=True)
     args = parser.parse_args()
-    run_until_killed(args.event, args.stop_after, args.marker)
+    if args.command == "kill-archiver":
+        run_archiver_until_killed(args.event, args.marker)
+    else:
+        run_until_killed(args.event, args.stop_after, args.marker)
     return 3  # reached only if nothing stopped: the test treats it as a failure
 
 

@@ -79,6 +79,7 @@ class SyncRig:
         self.recorder = EventRecorder(settings, self.store, ClaimChecks(self.bucket, self.s3), None)
         self.queue = RecordingQueue(self.queue_url, aws_client("sqs", endpoint, self.stack.region))
         self.sync_settings = SyncSettings(**{"job": self.job, **self.settings})
+        self._inspector: Any = None
 
     def engine(self, **api: Any) -> WorkflowSync:
         """A fresh engine (its own AIRUDDER client and counter), as a new Lambda container would have."""
@@ -105,13 +106,22 @@ class SyncRig:
         found = [e for e in self.store.entity_events("CALL", call.call_id) if e.get("event_id") == wanted]
         return found[0] if found else None
 
+    def event(self, event_id: str) -> dict[str, Any] | None:
+        """The stored event of an id (found through the table's stream, see Inspector.event)."""
+        if self._inspector is None:
+            from .conftest import Inspector
+
+            self._inspector = Inspector(self.stack)
+        return self._inspector.event(event_id)
+
     def sources(self, calls: Iterable[Call]) -> Counter[str]:
         return Counter(str((self.event_of(c) or {}).get("source", "missing")) for c in calls)
 
-    @staticmethod
-    def envelope(item: dict[str, Any]) -> dict[str, Any]:
-        """The delivery an event or quarantine item keeps (its packed envelope)."""
-        return unpack_envelope(item["envelope"])
+    def archived(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The delivery an event or quarantine item keeps: its packed envelope, or its claim check's."""
+        if "envelope" in item:
+            return unpack_envelope(item["envelope"])
+        return unpack_envelope(self.s3.get_object(Bucket=self.bucket, Key=item["envelope_key"])["Body"].read())
 
     def queued_call_ids(self) -> list[str]:
         """Call ids of every recording request in the queue (received and left in flight)."""

@@ -1,13 +1,17 @@
 """The Glue tables of template.yaml read the archive the way the archive is really written.
 
-Every sample (and some rejected bodies) goes through the gateway; then every S3 key under raw/ and
-quarantine/ must match its table's `storage.location.template`, with a `type` the enum projects and a
-`dt` inside the projected date range, and every envelope field must be a column of the table.
+Every sample (and some rejected bodies) goes through the gateway; then the folder of every stored event
+and quarantined delivery (archive.line_place -> archive.partition_prefix, the archiver's own functions)
+and every S3 key under raw/ and quarantine/ must match its table's `storage.location.template`, with a
+`type` the enum projects and a `dt` inside the projected date range; the columns must be the keys of
+`archive.archive_line`, and every line really archived must have no key the table lacks.
+
+The archive objects are written by tests/integration/archive_support.py from the table (the archiver's
+line codec and layout) until the stream archiver runs in the local stack.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,11 +19,21 @@ from typing import Any
 
 import pytest
 
-from airudder_ingest.archive import Envelope
+from airudder_ingest.archive import (
+    LINE_FACTS,
+    LINE_VERSION,
+    ArchiveReader,
+    Envelope,
+    archive_line,
+    line_place,
+    partition_prefix,
+    unpack_envelope,
+)
 from airudder_ingest.models import all_models
 from tools.cfn import load_template
 from tools.local_stack import LocalStack
 
+from .archive_support import EVERY_DAY, archive_stack
 from .conftest import Client, Inspector, all_samples
 
 pytestmark = pytest.mark.integration
@@ -50,7 +64,7 @@ def location_pattern(template: str) -> re.Pattern[str]:
     """storage.location.template as a regular expression with one group per ${...} partition."""
     parts = re.split(r"\$\{(\w+)\}", template)
     regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts))
-    return re.compile(f"^{regex}[^/]+\\.json$")
+    return re.compile(f"^{regex}[^/]+\\.jsonl\\.gz$")
 
 
 def date_range(text: str) -> tuple[date, date]:
@@ -60,9 +74,15 @@ def date_range(text: str) -> tuple[date, date]:
     return date.fromisoformat(start), datetime.now(UTC).date() + timedelta(days=int(match.group(1) or 0))
 
 
-def envelope_fields() -> set[str]:
-    line = Envelope("t", "/r", "/p", "2025-01-01T00:00:00.000Z", b"{}", "0" * 64, reason="why").to_json_line()
-    return set(json.loads(line))
+def line_keys(area: str) -> set[str]:
+    """Every key an archive line of `area` can have: archive_line of an item with every fact, and an
+    envelope with every optional field."""
+    envelope = Envelope("/p", b"{}", headers={"content-type": "application/json"}, pull_only={"a": 1}).fields()
+    if area == "raw":
+        item = {"item_type": "event", **{name: "x" for name in LINE_FACTS}}
+    else:
+        item = {"item_type": "quarantine", "quarantine_id": "q", "http_status": 400, "size": 2}
+    return set(archive_line(item, envelope))
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +91,19 @@ def archived(client: Client, inspector: Inspector) -> list[str]:
         assert client.post(sample.path, sample.body()).status_code == 200, sample.name
     for path, body in REJECTED.items():
         assert client.post(path, None, raw=body).status_code == 400, path
+    archive_stack(inspector.stack)
     return inspector.keys("raw/") + inspector.keys("quarantine/")
+
+
+def stored_lines(inspector: Inspector) -> list[dict[str, Any]]:
+    """The archive line of every event and quarantine item of the table (what the archiver writes)."""
+    store = inspector.store()
+    items = [*store.scan_events(*EVERY_DAY), *store.scan_quarantine(*EVERY_DAY)]
+    return [archive_line(item, unpack_envelope(item["envelope"])) for item in items]
+
+
+def archived_lines(inspector: Inspector, key: str) -> list[dict[str, Any]]:
+    return list(ArchiveReader(inspector.bucket, inspector.s3).lines(key))
 
 
 def test_the_projected_types_are_the_models_webhook_types(stack: LocalStack) -> None:
@@ -82,58 +114,85 @@ def test_the_projected_types_are_the_models_webhook_types(stack: LocalStack) -> 
         assert set(params["projection.type.values"].split(",")) == types
 
 
-def test_every_archived_key_matches_its_tables_location_template(
-    stack: LocalStack, inspector: Inspector, archived: list[str]
-) -> None:
-    bucket = inspector.bucket
-    seen: dict[str, set[str]] = {area: set() for area in TABLES.values()}
-    for logical_id, area in TABLES.items():
-        table = table_input(stack, logical_id)
+class Projection:
+    """A table's partition projection: which S3 keys Athena reads, and as which (type, dt)."""
+
+    def __init__(self, table: dict[str, Any], bucket: str, area: str) -> None:
         params = table["Parameters"]
         assert params["projection.enabled"] == "true"
         assert [key["Name"] for key in table["PartitionKeys"]] == ["type", "dt"]
-        template = params["storage.location.template"]
-        assert template == f"s3://{bucket}/{area}/type=${{type}}/dt=${{dt}}/"
-        assert template.startswith(table["StorageDescriptor"]["Location"])
-        pattern = location_pattern(template)
-        projected_types = set(params["projection.type.values"].split(","))
+        self.template = params["storage.location.template"]
+        assert self.template == f"s3://{bucket}/{area}/type=${{type}}/dt=${{dt}}/"
+        assert self.template.startswith(table["StorageDescriptor"]["Location"])
+        self.bucket = bucket
+        self.pattern = location_pattern(self.template)
+        self.types = set(params["projection.type.values"].split(","))
         assert params["projection.dt.type"] == "date"
-        dt_format = params["projection.dt.format"]
-        strftime = dt_format
+        self.dt_format = params["projection.dt.format"]
+        self.strftime = self.dt_format
         for java, python in JAVA_DATE.items():
-            strftime = strftime.replace(java, python)
-        first, last = date_range(params["projection.dt.range"])
+            self.strftime = self.strftime.replace(java, python)
+        self.first, self.last = date_range(params["projection.dt.range"])
 
-        for key in (k for k in archived if k.startswith(f"{area}/")):
-            match = pattern.match(f"s3://{bucket}/{key}")
-            assert match, f"{key} does not match {template}"
-            kind, dt = match.group("type"), match.group("dt")
-            assert kind in projected_types, f"{key}: type {kind} is not projected"
-            day = datetime.strptime(dt, strftime).date()
-            assert day.strftime(strftime) == dt, f"{key}: dt {dt} is not in the format {dt_format}"
-            assert first <= day <= last, f"{key}: dt {dt} outside the projected range {first}..{last}"
-            envelope = inspector.archived(key)
-            assert envelope["webhook_type"] == kind
-            # raw/ is dated by the event, quarantine/ by the receipt (README, "S3 layout").
-            assert dt == (envelope["event_time"] if area == "raw" else envelope["received_at"])[:10]
-            seen[area].add(kind)
+    def partition(self, key: str) -> tuple[str, str]:
+        """(type, dt) of an object key, after checking that the projection reads it."""
+        match = self.pattern.match(f"s3://{self.bucket}/{key}")
+        assert match, f"{key} does not match {self.template}"
+        kind, dt = match.group("type"), match.group("dt")
+        assert kind in self.types, f"{key}: type {kind} is not projected"
+        day = datetime.strptime(dt, self.strftime).date()
+        assert day.strftime(self.strftime) == dt, f"{key}: dt {dt} is not in the format {self.dt_format}"
+        assert self.first <= day <= self.last, f"{key}: dt {dt} outside the projected range {self.first}..{self.last}"
+        return kind, dt
+
+
+def test_every_archived_key_matches_its_tables_location_template(
+    stack: LocalStack, inspector: Inspector, archived: list[str]
+) -> None:
+    seen: dict[str, set[str]] = {area: set() for area in TABLES.values()}
+    lines = stored_lines(inspector)
+    for logical_id, area in TABLES.items():
+        projection = Projection(table_input(stack, logical_id), inspector.bucket, area)
+        # Where the archiver puts each stored event's and quarantined delivery's line.
+        for line in lines:
+            place = line_place(line)
+            if place[0] == area:
+                kind, dt = projection.partition(partition_prefix(*place) + "name.jsonl.gz")
+                # raw/ is dated by the event, quarantine/ by the receipt (README, "S3 layout").
+                assert (kind, dt) == (line["webhook_type"], (line["event_time"] or line["received_at"])[:10])
+                seen[area].add(kind)
+        # What the archive really holds (the archiver's set-aside folder, type=_..., is no table's).
+        for key in (k for k in archived if k.startswith(f"{area}/") and "/type=_" not in k):
+            kind, dt = projection.partition(key)
+            for line in archived_lines(inspector, key):
+                assert line_place(line) == (area, kind, dt), key
 
     # Every route was posted: every webhook type has its folder, and each one matched.
     assert seen["raw"] == {model.webhook_type for model in all_models()}
     assert {"workflow.call", "collection.call", "workflow.status_changed"} <= seen["quarantine"]
+    assert {k.split("/dt=")[0] for k in archived} >= {f"raw/type={kind}" for kind in seen["raw"]}
 
 
-def test_the_columns_are_the_envelope_fields(stack: LocalStack, inspector: Inspector, archived: list[str]) -> None:
-    fields = envelope_fields()
-    for logical_id in TABLES:
-        descriptor = table_input(stack, logical_id)["StorageDescriptor"]
+def test_the_columns_are_the_archive_lines_keys(stack: LocalStack, inspector: Inspector, archived: list[str]) -> None:
+    for logical_id, area in TABLES.items():
+        table = table_input(stack, logical_id)
+        descriptor = table["StorageDescriptor"]
         assert descriptor["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+        assert table["Parameters"]["compressionType"] == "gzip"
         columns = {column["Name"]: column["Type"] for column in descriptor["Columns"]}
-        assert set(columns) == fields
+        assert set(columns) == line_keys(area), area
         assert columns["headers"] == columns["query"] == "map<string,string>"
         assert columns["v"] == "int"
-    for key in archived:  # what the archive really wrote has no field the tables lack
-        assert set(inspector.archived(key)) <= fields, key
+        if area == "raw":
+            assert columns["results"] == "map<string,string>"
+            assert columns["unreadable"] == columns["left_out"] == "array<string>"
+        else:
+            assert (columns["http_status"], columns["size"]) == ("int", "bigint")
+        # What the archive really wrote has no key its table lacks, and is the version the table reads.
+        for key in (k for k in archived if k.startswith(f"{area}/") and "/type=_" not in k):
+            for line in archived_lines(inspector, key):
+                assert set(line) <= set(columns), (key, set(line) - set(columns))
+                assert line["v"] == LINE_VERSION == 2
 
 
 def test_query_results_go_encrypted_under_results_and_expire(stack: LocalStack) -> None:

@@ -1,6 +1,7 @@
-"""airudder-data against the local stack: every sample posted through the gateway (the real pipeline),
-a recording copied by the real recordings function from a local server, then every command of the CLI
-over HTTP against moto, with the table and bucket named or found through a CloudFormation stack."""
+"""airudder-data against the local stack: every sample posted through the gateway (the real ingest path),
+a recording copied by the real recordings function from a local server, the table archived as the
+archiver archives it (tests/integration/archive_support.py), then every command of the CLI over HTTP
+against moto, with the table and bucket named or found through a CloudFormation stack."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from typing import Any
 import pytest
 import requests
 
+from airudder_ingest.archive import ArchiveReader, unpack_envelope
 from airudder_ingest.cli import main
 from airudder_ingest.store import STATE_SK, entity_key
 from tools.local_stack import LocalStack
 from tools.recordings_server import expected_sha256
 from tools.recordings_testkit import RecordingsLab
 
+from .archive_support import archive_stack
 from .conftest import EVENTS, Client, Inspector, all_samples
 
 pytestmark = pytest.mark.integration
@@ -68,7 +71,7 @@ def sample(path: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def ingested(lab: RecordingsLab, client: Client) -> Ingested:
+def ingested(lab: RecordingsLab, client: Client, inspector: Inspector) -> Ingested:
     found = Ingested()
     # A call whose recording the recordings function copies from the local recordings server (first: the
     # samples' links point at AIRUDDER's hosts, which this machine does not reach; they stay queued).
@@ -109,6 +112,7 @@ def ingested(lab: RecordingsLab, client: Client) -> Ingested:
     answer = client.post("/webhooks/workflow/call", oversized)
     assert answer.status_code == 413
     found.oversized_quarantine_id = answer.json()["quarantine_id"]
+    archive_stack(inspector.stack)
     return found
 
 
@@ -251,7 +255,7 @@ def test_unreadable_lists_the_events_their_model_could_not_fully_read(stack: Loc
     (event,) = found["events"]
     assert (event["event_id"], event["unreadable"]) == (event_id, ["message_id"])
     assert (event["entity_kind"], event["entity_id"]) == ("SESSION", UNREADABLE_SESSION)
-    assert event["data"]["call_id"] == UNREADABLE_SESSION and "msg_id" not in event["data"]  # the body as stored
+    assert event["body"]["call_id"] == UNREADABLE_SESSION and "msg_id" not in event["body"]  # the body as received
     # Every sample is read in full: over both sample days, this is the only one listed.
     both_days = on(stack, "unreadable", "--from", "2025-04-15", "--to", "2025-04-16", "--json").json()
     assert [e["event_id"] for e in both_days["events"]] == [event_id]
@@ -292,7 +296,7 @@ def test_recording_link_and_download(stack: LocalStack, ingested: Ingested, tmp_
 
 
 def day_events(inspector: Inspector, day: str) -> set[str]:
-    return {str(i["event_id"]) for i in inspector.store().day_items(day) if i.get("item_type") == "event"}
+    return {str(i["event_id"]) for i in inspector.store().scan_events(day, day)}
 
 
 def test_export_writes_every_event_of_the_days_in_each_format(
@@ -318,7 +322,8 @@ def test_export_writes_every_event_of_the_days_in_each_format(
         assert len(exported) == len(expected)
     call = next(r for r in rows if r["event_id"] == ingested.event_ids["workflow/call/completed.json"])
     assert call["call_id"] == WORKFLOW_CALL and call["phone"] == "+6281298765432"
-    assert json.loads(call["data"])["hangup_reason"] == "user_hangup"  # the body, as stored
+    assert call["body_encoding"] == "utf-8"
+    assert json.loads(call["body"])["hangup_reason"] == "user_hangup"  # the body, as received
     assert not list(tmp_path.glob(".*partial"))
 
     one_type = on(stack, "export", "--day", "2025-04-15", "--type", "workflow.call", "--output", "-", "--quiet")
@@ -365,6 +370,11 @@ def raw_days(inspector: Inspector) -> list[str]:
     return sorted({key.split("/dt=")[1][:10] for key in inspector.keys("raw/")})
 
 
+def raw_lines(inspector: Inspector) -> int:
+    reader = ArchiveReader(inspector.bucket, inspector.s3)
+    return sum(1 for key in inspector.keys("raw/") for _ in reader.lines(key))
+
+
 def test_replaying_unchanged_data_changes_nothing(stack: LocalStack, inspector: Inspector, ingested: Ingested) -> None:
     before = snapshot(inspector)
     replayed = 0
@@ -377,7 +387,7 @@ def test_replaying_unchanged_data_changes_nothing(stack: LocalStack, inspector: 
         replayed += counts["unchanged"]
     by_call = on(stack, "replay", "--call-id", WORKFLOW_CALL, "--json").json()
 
-    assert replayed == len(inspector.keys("raw/"))
+    assert replayed == raw_lines(inspector) == len(list(inspector.store().scan_events("0000", "9999")))
     assert by_call["counts"] == {"unchanged": 2}
     assert snapshot(inspector) == before
 
@@ -416,13 +426,15 @@ def test_replay_of_a_quarantined_delivery_stores_it_once(
     assert run.code == 0, run.err
     (result,) = run.json()["results"]
     assert result["outcome"] == "stored" and result["entity"] == entity_key("CALL", OVERSIZED_CALL)
-    event = store.get_event(result["event_id"])
+    assert result["origin"] == f"table Q#{ingested.oversized_quarantine_id} Q"
+    event = store.find_event(result["event_id"])
     assert event["source"] == "replay"
     assert event["received_at"] == quarantine["received_at"]  # the original receipt, not the replay's
-    archived = inspector.archived(event["archive_key"])
-    assert event["archive_key"].startswith("raw/type=workflow.call/dt=2025-04-15/")
-    assert archived["source"] == "replay" and archived["event_id"] == result["event_id"]
-    assert json.loads(archived["body"])["call_id"] == OVERSIZED_CALL
+    assert event["event_time"].startswith("2025-04-15")
+    # A new event: the archiver archives it from the stream (nothing marks it as archived already).
+    assert "in_archive" not in event
+    assert json.loads(unpack_envelope(event["envelope"])["body"])["call_id"] == OVERSIZED_CALL
+    assert store.get_quarantine(ingested.oversized_quarantine_id)["replayed_as"] == result["event_id"]
     shown = on(stack, "call", OVERSIZED_CALL, "--json").json()
     assert shown["state"]["last_source"] == "replay" and len(shown["events"]) == 1
 
@@ -430,6 +442,31 @@ def test_replay_of_a_quarantined_delivery_stores_it_once(
     repeat = on(stack, "replay", "--quarantine", ingested.oversized_quarantine_id, "--json").json()
     assert repeat["counts"] == {"unchanged": 1}
     assert snapshot(inspector) == before
+
+
+def test_replay_from_the_archive_restores_an_event_missing_from_the_table(
+    stack: LocalStack, inspector: Inspector, ingested: Ingested
+) -> None:
+    store = inspector.store()
+    event_id = ingested.event_ids["workflow/list-completed/completed.json"]
+    lost = store.find_event(event_id)
+    day, webhook_type = str(lost["event_time"])[:10], str(lost["webhook_type"])
+    inspector.ddb.delete_item(TableName=inspector.table, Key={"pk": {"S": lost["pk"]}, "sk": {"S": lost["sk"]}})
+
+    run = on(stack, "replay", "--day", day, "--type", webhook_type, "--json")
+
+    assert run.code == 0, run.err
+    counts = run.json()["counts"]
+    assert counts.pop("stored") == 1 and set(counts) <= {"unchanged"}
+    (stored,) = [r for r in run.json()["results"] if r["outcome"] == "stored"]
+    assert stored["event_id"] == event_id and stored["origin"].startswith(f"raw/type={webhook_type}/dt={day}/")
+    restored = store.find_event(event_id)
+    assert (restored["pk"], restored["sk"]) == (lost["pk"], lost["sk"])
+    # Its line is in the archive already: marked so that the archiver does not write it a second time.
+    assert restored["in_archive"] is True and restored["source"] == "replay"
+    assert unpack_envelope(restored["envelope"])["body"] == unpack_envelope(lost["envelope"])["body"]
+    again = on(stack, "replay", "--day", day, "--type", webhook_type, "--json").json()
+    assert set(again["counts"]) == {"unchanged"}
 
 
 def test_replay_of_a_body_the_models_still_reject(stack: LocalStack, ingested: Ingested) -> None:

@@ -1,8 +1,9 @@
 """What airudder-data writes is safe to open and to print, whatever AIRUDDER sent (issue 11, point 4).
 
 Deliveries carrying spreadsheet formulas and terminal control sequences are posted through the local
-gateway (the real pipeline); values the models cannot produce (they strip leading whitespace) are stored
-straight into the table, as an older version or another writer could have. Then, over HTTP against moto:
+gateway (the real ingest path); values the models cannot produce (they strip leading whitespace) are
+stored straight into the table, as an older version or another writer could have; the table is then
+archived as the archiver archives it (archive_support.py). Then, over HTTP against moto:
 the CSV export makes every formula-like cell text and leaves numbers and E.164 phones alone, JSON Lines
 and Parquet keep every value exactly, and the table output escapes every control character.
 """
@@ -22,11 +23,13 @@ from typing import Any
 
 import pytest
 
+from airudder_ingest.archive import Envelope
 from airudder_ingest.cli import main
 from airudder_ingest.export import EVENT_COLUMNS
-from airudder_ingest.store import EventRecord
+from airudder_ingest.models.record import EventRecord
 from tools.local_stack import LocalStack
 
+from .archive_support import archive_stack
 from .conftest import EVENTS, Client, Inspector
 
 pytestmark = pytest.mark.integration
@@ -88,7 +91,14 @@ def cli(*argv: str) -> tuple[int, str, str]:
 
 
 def local(stack: LocalStack) -> list[str]:
-    return ["--endpoint-url", stack.moto_url, "--table", stack.resources["EventsTable"]["Ref"]]
+    return [
+        "--endpoint-url",
+        stack.moto_url,
+        "--table",
+        stack.resources["EventsTable"]["Ref"],
+        "--bucket",
+        stack.resources["ArchiveBucket"]["Ref"],
+    ]
 
 
 def call_body(name: str, **fields: str) -> dict[str, Any]:
@@ -111,6 +121,7 @@ BODY_FIELDS = {"call_id": "call_id", "case_id": "case_id", "phone": "callee", "s
 
 def stored_directly(inspector: Inspector, name: str, cell: Cell) -> str:
     event_id = hashlib.sha256(name.encode()).hexdigest()[:32]
+    body = json.dumps({"call_id": f"out-{name}"})
     record = EventRecord(
         event_id=event_id,
         webhook_type="workflow.call",
@@ -121,12 +132,12 @@ def stored_directly(inspector: Inspector, name: str, cell: Cell) -> str:
         time_source="payload",
         entity_kind="CALL",
         entity_id=f"out-{name}",
-        data=json.dumps({"call_id": f"out-{name}"}),
-        archive_key=f"raw/type=workflow.call/dt={DAY}/{event_id}.json",
+        data=body,
         call_id=f"out-{name}",
         **{cell.column: cell.value},
     )
-    assert inspector.store().put_event(record).stored
+    envelope = Envelope(path="/webhooks/workflow/call", body=body.encode()).pack()
+    assert inspector.store().put_event(record, envelope).stored
     return event_id
 
 
@@ -144,6 +155,7 @@ def exported(stack: LocalStack, client: Client, inspector: Inspector, tmp_path_f
         assert answer.status_code == 200, (name, answer.text)
         event_ids[name] = answer.headers["x-event-id"]
         bodies[event_ids[name]] = body
+    archive_stack(inspector.stack)
 
     folder = tmp_path_factory.mktemp("export")
     parsed: dict[str, dict[str, dict[str, Any]]] = {}
@@ -184,7 +196,7 @@ def test_jsonl_and_parquet_keep_every_value_exactly(exported: Exported) -> None:
     for event_id, row in exported.jsonl.items():
         assert exported.parquet[event_id] == row
         if event_id in exported.bodies:
-            assert json.loads(row["data"]) == exported.bodies[event_id]  # the body, as posted
+            assert json.loads(row["body"]) == exported.bodies[event_id]  # the body, as posted
     for name, cell in {**FORMULAS, **NUMBERS}.items():
         assert exported.jsonl[exported.event_ids[name]][cell.column] == cell.value, name
     for name, (value, _) in TERMINAL.items():

@@ -7,8 +7,9 @@ through an AWS outage, 10,000 hostile requests, 2,200 deliveries and 300 pulled 
 1. outage     the AIRUDDER simulator pushes its webhooks (AIRUDDER's retry rule, retry delay scaled down)
               while the fault proxy cuts AWS off for a stretch in the middle: those deliveries get 5xx,
               the retries land them, and DynamoDB holds every event exactly once.
-2. kill       the deployed handler, in a process of its own, is SIGKILLed right after the S3 archive
-              (and, in turn, after the event write and after the state write): the retry completes it.
+2. kill       the deployed handler, in a process of its own, is SIGKILLed right after the event write
+              (the one durable write, envelope included) and, in turn, after the state write: the retry
+              completes it.
 3. hostile    malformed and hostile requests (hypothesis): bodies, headers, query strings, tokens, base64
               flags, huge and deep JSON, invalid UTF-8. No 5xx, no exception; each answered 401, 404,
               413, 400 or 200 as it should be; every authenticated refusal is quarantined. In-process
@@ -19,6 +20,9 @@ through an AWS outage, 10,000 hostile requests, 2,200 deliveries and 300 pulled 
               and fields past DynamoDB's key and item limits. For each: no 5xx, the raw bytes kept (as an
               event or in quarantine), the same answer on the retry; the sync finishes every run.
 4. duplicates each body posted by 50 concurrent senders at once: exactly one event each.
+5. archiver   the archiver, in a process of its own, is SIGKILLed mid-batch (right after the batch's first
+              archive object is written); Lambda's retry of the same batch leaves each event's line in
+              the archive exactly once.
 """
 
 from __future__ import annotations
@@ -41,14 +45,14 @@ import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from airudder_ingest.archive import body_of
+from airudder_ingest.archive import body_of, iter_jsonl_gz
 from airudder_ingest.events import event_id
 from airudder_ingest.sync import webhook_body
 from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
 from tools.simulator import AirudderSimulator, Delivery
 from tools.simulator.bodies import dump_json
 
-from .conftest import Client, Inspector
+from .conftest import Client, Inspector, all_samples
 from .drills_support import (
     HOSTILE_SYNC_CALLS,
     REPO_ROOT,
@@ -160,18 +164,17 @@ def test_an_aws_outage_mid_push_loses_nothing_and_stores_every_event_once(
     server_errors = sum(v for k, v in report.outcomes.items() if k.startswith("5"))
     assert server_errors > 0 and report.retried > 0, report.summary()
     assert report.attempts == n + report.retried
-    # DynamoDB holds exactly one event per webhook, with its state, and S3 one archive object.
+    # DynamoDB holds exactly one event per webhook, with its envelope, and its state.
     from airudder_ingest.events import event_id
     from tools.simulator import call_completed_body
 
     expected = {event_id("workflow.call", call_completed_body(c, sim.url)) for c in calls}
-    events = [e for e in scan(inspector, "EV#") if e.get("call_id", {}).get("S") in call_ids]
+    events = [e for e in scan(inspector, "CALL#") if e["sk"]["S"].startswith("EV#") and e["call_id"]["S"] in call_ids]
     stored = Counter(e["event_id"]["S"] for e in events)
     assert len(events) == n and set(stored) == expected and set(stored.values()) == {1}
-    states = [s for s in scan(inspector, "CALL#") if s.get("call_id", {}).get("S") in call_ids]
+    assert all("envelope" in e for e in events)
+    states = [s for s in scan(inspector, "CALL#") if s["sk"]["S"] == "STATE" and s["call_id"]["S"] in call_ids]
     assert len(states) == n
-    archived = {key.rsplit("/", 1)[-1].removesuffix(".json") for key in inspector.keys("raw/type=workflow.call/")}
-    assert expected <= archived
 
 
 # ---------------------------------------------------------------------------------------------- 2. kill
@@ -234,21 +237,17 @@ def test_a_handler_killed_mid_ingest_is_completed_by_the_retry(
     store = inspector.store()
     wrote = [c.operation for c in stack.faults.calls() if c.service in ("s3", "dynamodb", "sqs")]
     # What the killed process left behind, exactly
-    left = {
-        "archive": ["PutObject"],
-        "event": ["PutObject", "PutItem"],
-        "state": ["PutObject", "PutItem", "UpdateItem"],
-    }
+    left = {"event": ["PutItem"], "state": ["PutItem", "UpdateItem"]}
     assert wrote == left[stop_after]
     events = list(store.entity_events("CALL", call_id))
-    assert len(events) == (0 if stop_after == "archive" else 1)
+    assert len(events) == 1 and "envelope" in events[0]
     assert (store.get_state("CALL", call_id) is not None) == (stop_after == "state")
     # When AIRUDDER retries (the same body, over HTTP)
     stack.faults.reset_calls()
     retry = client.post(DIALER, None, raw=body)
     # Then the event is complete: stored once, its state applied, its recording queued
     assert retry.status_code == 200
-    assert retry.headers["x-ingest-outcome"] == ("stored" if stop_after == "archive" else "duplicate")
+    assert retry.headers["x-ingest-outcome"] == "duplicate"
     events = list(store.entity_events("CALL", call_id))
     assert len(events) == 1
     state = store.get_state("CALL", call_id)
@@ -296,7 +295,7 @@ class HostileLedger:
             item = store.get_quarantine(quarantine_id)
             assert item is not None and item["http_status"] in (400, 413)
         for event in self.stored_event_ids:
-            assert store.get_event(event) is not None
+            assert inspector.event(event) is not None
 
 
 HYPOTHESIS = settings(
@@ -385,14 +384,14 @@ class KeptLedger:
         assert status < 500, f"{status} for {case.body_kind} on {case.raw_path}: {body[:300]!r}"
         assert status in case.expected, f"{status} for {case.body_kind} on {case.raw_path}: {body[:300]!r}"
         if status == 200:
-            event = self.store.get_event(headers["x-event-id"])
+            event = self.inspector.event(headers["x-event-id"])
             assert event is not None, case.body_kind
-            assert body_of(self.inspector.archived(event["archive_key"])) == case.raw, case.body_kind
+            assert body_of(self.inspector.archived(event)) == case.raw, case.body_kind
             return "event", event["event_id"]
         quarantine_id = json.loads(body)["quarantine_id"]
         item = self.store.get_quarantine(quarantine_id)
         assert item is not None and item["http_status"] == status and item["reason"], case.body_kind
-        assert body_of(self.inspector.archived(item["archive_key"])) == case.raw, case.body_kind
+        assert body_of(self.inspector.archived(item)) == case.raw, case.body_kind
         return "quarantine", quarantine_id
 
 
@@ -457,16 +456,16 @@ def test_hostile_records_pulled_by_the_sync_are_each_kept_and_every_run_finishes
             for call in calls:
                 record = json.loads(dump_json(sim.call_record(call)))  # as the sync's client reads it
                 kept = [
-                    body_of(rig.archived(event["archive_key"]))
+                    body_of(rig.archived(event))
                     for body in (webhook_body(record), record)
-                    if (event := rig.store.get_event(event_id(CALL_TYPE, body))) is not None
+                    if (event := rig.event(event_id(CALL_TYPE, body))) is not None
                 ]
                 if kept:
                     assert any(same_json(json.loads(k), webhook_body(record)) or same_json(json.loads(k), record)
                                for k in kept)  # fmt: skip
                 else:
                     quarantined = sync_quarantine(rig) if quarantined is None else quarantined
-                    bodies = [json.loads(body_of(rig.archived(q["archive_key"]))) for q in quarantined]
+                    bodies = [json.loads(body_of(rig.archived(q))) for q in quarantined]
                     assert any(same_json(b, record) for b in bodies), f"record {calls.index(call)} not kept"
             # The retry: a second job over the same records finds each stored, or quarantines it again.
             again = SyncRig(stack, sim, f"hostile-again-{runs}-{time.monotonic_ns()}").run()
@@ -507,3 +506,73 @@ def test_fifty_concurrent_senders_of_each_body_store_exactly_one_event_each(
     store = inspector.store()
     events = [e for b in bodies for e in store.entity_events("CALL", b["pds"]["body"]["callid"])]
     assert len(events) == len(bodies) and {e["event_id"] for e in events} == set(outcomes)
+
+
+# ---------------------------------------------------------------------------------------------- 5. archiver killed
+
+
+def test_an_archiver_killed_mid_batch_is_completed_by_the_retry(
+    stack: LocalStack, inspector: Inspector, client: Client, tmp_path: Path
+) -> None:
+    assert stack.faults is not None
+    marker = tmp_path / "marker"
+    killed: list[str] = []
+
+    def first_try_killed(event: dict[str, Any]) -> Any:
+        """Lambda's first invocation of the batch dies mid-write; the retry runs the handler normally."""
+        if killed:
+            return stack.invoke("ArchiverFunction", event)
+        event_file = tmp_path / "batch.json"
+        event_file.write_text(json.dumps(event))
+        helper = [sys.executable, "-m", "tests.integration.drills_support", "kill-archiver"]
+        child = subprocess.Popen(
+            [*helper, "--event", str(event_file), "--marker", str(marker)],
+            cwd=REPO_ROOT,
+            env=dict(os.environ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert marker.exists(), child.stderr.read().decode()[-2000:] if child.stderr else "no marker"
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            if child.poll() is None:
+                child.kill()
+            child.wait(timeout=30)
+            if child.stderr:
+                child.stderr.close()
+        assert child.returncode == -signal.SIGKILL
+        killed.append(marker.read_text())
+        raise RuntimeError("the archiver was killed mid-batch")
+
+    # Given deliveries of every type in the table's stream, not archived yet
+    poller = stack.stream_poller("ArchiverFunction", invoke=first_try_killed)
+    poller.starting_position = "LATEST"
+    assert poller.poll_once() == []  # starts after what earlier drills wrote
+    samples = all_samples()
+    posted: set[str] = set()
+    for n in range(SIZES.archiver_kill_deliveries):
+        sample = samples[n % len(samples)]
+        body = sample.body()
+        body["archiver_drill"] = n  # another event each time
+        answer = client.post(sample.path, body)
+        assert answer.status_code == 200, answer.text
+        posted.add(answer.headers["x-event-id"])
+    # When the archiver dies after writing the batch's first object, and Lambda retries the batch
+    stack.faults.reset_calls()
+    batches = poller.drain(timeout=600)
+    # Then the killed process wrote exactly one object, and the retry (the same batch) overwrote it
+    assert len(killed) == 1 and batches[0].error is not None
+    assert batches[1].error is None and batches[1].sequence_numbers[0] == batches[0].sequence_numbers[0]
+    puts = [c.resource.split("/", 1)[1] for c in stack.faults.calls("s3", "PutObject")]
+    assert puts.count(killed[0]) == 2
+    # And every event's line is in the archive exactly once
+    counts: Counter[str] = Counter()
+    for key in inspector.keys("raw/"):
+        if key.endswith(".jsonl.gz"):
+            data = inspector.s3.get_object(Bucket=inspector.bucket, Key=key)["Body"].read()
+            counts.update(str(line["event_id"]) for line in iter_jsonl_gz(data) if line["event_id"] in posted)
+    assert set(counts) == posted and set(counts.values()) == {1}

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
-# How much more the 200 MiB copy may take than the 10 MiB one (both hold at most ~2 parts of 8 MiB).
+# How much more the 200 MiB copy may take than the 10 MiB one (a copy holds at most ~4 parts of 8 MiB).
 ALLOWED_GROWTH_KIB = 40 * 1024
 
 

@@ -44,9 +44,8 @@ def test_full_sync_from_empty(stack: LocalStack) -> None:
         # The event is the call-completion webhook's body, filed like a webhook would be.
         event = rig.event_of(calls[0])
         assert event is not None and event["webhook_type"] == CALL_TYPE and event["route"] == "/webhooks/workflow/call"
-        assert event["archive_key"].startswith(f"raw/type={CALL_TYPE}/dt=2026-11-01/")
-        envelope = rig.archived(event["archive_key"])
-        assert envelope["source"] == "sync" and envelope["event_id"] == event["event_id"]
+        assert event["event_time"].startswith("2026-11-01") and event["source"] == "sync"
+        envelope = rig.archived(event)
         assert envelope["path"] == "/service/cloud/workflow/taskdetail"
         # The envelope's body is the webhook body the event id hashes (a replay finds the same event); the
         # record's pull-only keys are kept beside it: nothing fetched is lost.
@@ -93,7 +92,7 @@ def test_a_record_seen_by_webhook_and_by_sync_is_stored_once(stack: LocalStack) 
         calls = sim.dataset.calls()
         pushed = sim.push_webhooks(stack.gateway_url, token=stack.token, kinds=("call",), retry_delay=0.05)
         assert pushed.delivered == len(calls)
-        webhook_archives = {c.call_id: rig.archived((rig.event_of(c) or {})["archive_key"]) for c in calls}
+        webhook_archives = {c.call_id: rig.archived(rig.event_of(c) or {}) for c in calls}
 
         report = rig.run()
 
@@ -104,7 +103,7 @@ def test_a_record_seen_by_webhook_and_by_sync_is_stored_once(stack: LocalStack) 
             state = rig.store.get_state("CALL", call.call_id)
             assert state is not None and state["last_source"] == "webhook"  # the first writer's record
             # The webhook's envelope (the body byte for byte as sent) is never replaced by the sync's.
-            assert rig.archived((rig.event_of(call) or {})["archive_key"]) == webhook_archives[call.call_id]
+            assert rig.archived(rig.event_of(call) or {}) == webhook_archives[call.call_id]
         # The webhooks queued the recordings already: the sync does not queue them again.
         assert report.recordings_queued == 0
 
@@ -299,4 +298,5 @@ def test_the_scheduled_lambda_syncs_into_the_stack(stack: LocalStack, monkeypatc
         rig = SyncRig(local, sim, "workflow-calls")
         assert_each_call_stored_once(rig, sim.dataset.calls())
         assert rig.sources(sim.dataset.calls()) == {"sync": 12}
-        assert local.faults.count("s3", "PutObject") == 12  # one envelope per new event, through the proxy
+        assert local.faults.count("dynamodb", "PutItem") == 12  # one event item (with its envelope) per new event
+        assert local.faults.count("s3", "PutObject") == 0  # the archiver writes the archive

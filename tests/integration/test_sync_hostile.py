@@ -68,18 +68,18 @@ def test_hostile_records_are_kept_and_the_run_moves_on(stack: LocalStack) -> Non
             record = json.loads(dump_json(sim.call_record(call)))  # as the sync's client reads it
             # A record read as a call is stored as its webhook body; one that is not, whole (sync.RecordMapping).
             body = webhook_body(record)
-            event = rig.store.get_event(event_id(CALL_TYPE, body))
+            event = rig.event(event_id(CALL_TYPE, body))
             if event is None:
                 body = record
-                event = rig.store.get_event(event_id(CALL_TYPE, body))
+                event = rig.event(event_id(CALL_TYPE, body))
             if event is not None:
                 stored += 1
-                assert same_json(json.loads(body_of(rig.archived(event["archive_key"]))), body)
+                assert same_json(json.loads(body_of(rig.archived(event))), body)
             else:  # ... the others in quarantine, with the reason and the record as it came
-                kept = [json.loads(body_of(rig.archived(q["archive_key"]))) for q in quarantined]
+                kept = [json.loads(body_of(rig.archived(q))) for q in quarantined]
                 assert any(same_json(body, record) for body in kept), calls.index(call)
         assert stored + len(quarantined) == len(calls)
-        assert report.new == stored and len({q["archive_key"] for q in quarantined}) == len(quarantined)
+        assert report.new == stored and len({q["quarantine_id"] for q in quarantined}) == len(quarantined)
         assert all(q["reason"] and q["http_status"] == 400 for q in quarantined)
         # The values that fit nowhere in an item are left out of it, and the long call id is keyed by a digest.
         long_call = rig.store.get_state("CALL", "c" * 3_000)

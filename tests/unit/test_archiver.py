@@ -290,3 +290,34 @@ def test_logs_name_ids_never_phones_or_bodies(caplog: pytest.LogCaptureFixture) 
     text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "ev0061" in text
     assert "+6281234567890" not in text and "call-60" not in text
+
+
+class ListingS3(FakeS3):
+    """FakeS3 with list_objects_v2 (Prefix, Delimiter) through a paginator, as ArchiveReader uses it."""
+
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_objects_v2"
+        objects = self.objects
+
+        class Pages:
+            def paginate(self, Bucket: str, Prefix: str, Delimiter: str | None = None) -> list[dict[str, Any]]:
+                keys = sorted(k for k in objects if k.startswith(Prefix))
+                if Delimiter:
+                    folders = sorted({Prefix + k[len(Prefix) :].split(Delimiter, 1)[0] + Delimiter for k in keys})
+                    return [{"CommonPrefixes": [{"Prefix": f} for f in folders]}]
+                return [{"Contents": [{"Key": k} for k in keys]}]
+
+        return Pages()
+
+
+def test_readers_of_the_archive_never_see_the_set_aside_records() -> None:
+    from airudder_ingest.archive import ArchiveReader
+
+    s3 = ListingS3()
+    bad = event_item(record_of(70), envelope=b"junk")
+    Archiver(BUCKET, s3).handle({"Records": [stream_record(bad), quarantine_record("q" * 64), event_record(72)]})
+    assert any("/type=_unarchivable/" in key for key in s3.objects)
+    reader = ArchiveReader(BUCKET, s3)
+    assert reader.webhook_types("quarantine") == ["workflow.call"]
+    assert [line["quarantine_id"] for line in reader.day_lines("2026-11-21", area="quarantine")] == ["q" * 64]
+    assert [line["event_id"] for line in reader.day_lines("2026-11-20")] == ["ev0072"]

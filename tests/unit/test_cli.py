@@ -17,8 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airudder_ingest import cli
+from airudder_ingest.archive import Envelope
 from airudder_ingest.export import (
     EVENT_COLUMNS,
+    QUARANTINE_COLUMNS,
     CsvSink,
     ExportError,
     Progress,
@@ -28,7 +30,6 @@ from airudder_ingest.export import (
     terminal_safe,
     write_export,
 )
-from airudder_ingest.store import EventStore
 
 
 def test_time_bounds_keep_days_and_turn_times_into_utc() -> None:
@@ -73,15 +74,36 @@ def test_connection_options_go_before_or_after_the_command() -> None:
 
 
 def items(count: int) -> Iterator[Mapping[str, Any]]:
+    """Archive lines (archive.archive_line's shape): an event and a quarantined delivery per n."""
     for n in range(count):
-        yield {"item_type": "event", "event_id": f"e{n}", "webhook_type": "workflow.call", "data": '{"a":1}'}
-        yield {"item_type": "quarantine", "pk": f"Q#{n:032x}", "webhook_type": "workflow.call", "http_status": 400}
+        yield {
+            "v": 2,
+            "event_id": f"e{n}",
+            "webhook_type": "workflow.call",
+            "body_encoding": "utf-8",
+            "body": '{"a":1}',
+            "results": {"PTP": "yes"},
+            "unreadable": ["phone"],
+        }
+        yield {
+            "v": 2,
+            "event_id": None,
+            "quarantine_id": f"{n:032x}",
+            "webhook_type": "workflow.call",
+            "http_status": 400,
+        }
 
 
 def test_export_rows_pick_events_or_quarantined_deliveries() -> None:
-    events = list(export_rows(["d"], lambda day: items(3), quarantined=False, quarantine_id=EventStore.quarantine_id))
-    held = list(export_rows(["d"], lambda day: items(3), quarantined=True, quarantine_id=EventStore.quarantine_id))
+    events = list(export_rows(["d"], lambda day: items(3), quarantined=False))
+    held = list(export_rows(["d"], lambda day: items(3), quarantined=True))
     assert [row["event_id"] for _, row in events] == ["e0", "e1", "e2"]
+    assert set(events[0][1]) == set(EVENT_COLUMNS) and set(held[0][1]) == set(QUARANTINE_COLUMNS)
+    assert (events[0][1]["body"], events[0][1]["results"], events[0][1]["unreadable"]) == (
+        '{"a":1}',
+        '{"PTP":"yes"}',
+        '["phone"]',
+    )
     assert [row["quarantine_id"] for _, row in held] == [f"{n:032x}" for n in range(3)]
     assert held[0][1]["http_status"] == "400"
 
@@ -90,7 +112,7 @@ def test_csv_and_jsonl_files_appear_whole(tmp_path: Path) -> None:
     quiet = Progress("exported", quiet=True)
     for fmt in ("csv", "jsonl"):
         output = tmp_path / f"out.{fmt}"
-        rows = export_rows(["d"], lambda day: items(5), quarantined=False, quarantine_id=EventStore.quarantine_id)
+        rows = export_rows(["d"], lambda day: items(5), quarantined=False)
         assert write_export(rows, fmt=fmt, output=str(output), columns=EVENT_COLUMNS, progress=quiet) == 5
         text = output.read_text()
         parsed = list(csv.DictReader(io.StringIO(text))) if fmt == "csv" else list(map(json.loads, text.splitlines()))
@@ -105,7 +127,7 @@ def test_a_failed_export_leaves_no_file(tmp_path: Path) -> None:
         raise RuntimeError("connection lost")
 
     output = tmp_path / "out.csv"
-    rows = export_rows(["d"], broken, quarantined=False, quarantine_id=EventStore.quarantine_id)
+    rows = export_rows(["d"], broken, quarantined=False)
     with pytest.raises(RuntimeError):
         write_export(rows, fmt="csv", output=str(output), columns=EVENT_COLUMNS, progress=Progress("x", quiet=True))
     assert list(tmp_path.iterdir()) == []
@@ -141,11 +163,23 @@ def test_aws_failures_become_one_line() -> None:
     assert cli._aws_problem(ValueError("a bug"), ctx) is None  # not an AWS problem: a traceback
 
 
-def test_readable_items_show_numbers_and_the_body() -> None:
+def test_readable_items_show_numbers_and_the_body_of_their_envelope() -> None:
     from decimal import Decimal
 
-    shown = cli.readable({"data": '{"b": [1, 2]}', "size": Decimal("3"), "rate": Decimal("0.5")})
-    assert shown == {"data": {"b": [1, 2]}, "size": 3, "rate": 0.5}
+    ctx = cli.Context(cli.build_parser().parse_args(["call", "c", "--table", "T"]))
+    ctx._target = cli.Target(table="T")  # no bucket: nothing to fetch here
+    packed = Envelope(path="/p", body=b'{"b": [1, 2]}').pack()
+    shown = ctx.readable({"envelope": packed, "size": Decimal("3"), "rate": Decimal("0.5")})
+    assert shown == {"body": {"b": [1, 2]}, "size": 3, "rate": 0.5}
+    # An encrypted route's event: the body it was read from is the decrypted one.
+    secret = Envelope(path="/p", body=b"\x00cipher", decoded='{"plain":true}').pack()
+    assert ctx.readable({"envelope": secret})["body"] == {"plain": True}  # type: ignore[index]
+    assert ctx.body({"envelope": secret}) == {"plain": True}
+    # Not UTF-8: shown as the base64 text the envelope keeps; a state has no envelope and no body.
+    binary = Envelope(path="/p", body=b"\xff\xfe").pack()
+    assert ctx.readable({"envelope": binary})["body"] == "//4="  # type: ignore[index]
+    assert ctx.readable({"status": "answered"}) == {"status": "answered"}
+    assert cli.readable_line({"body_encoding": "utf-8", "body": "not json"})["body"] == "not json"
 
 
 # ---------------------------------------------------------------------------------------------- safe output
@@ -193,3 +227,31 @@ def test_json_output_is_the_same_value_without_raw_controls(value: Any) -> None:
     text = json_text(value)
     assert json.loads(text) == value
     assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", text)
+
+
+def test_an_envelope_in_a_claim_check_is_read_from_the_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from airudder_ingest.archive import ClaimChecks, claim_key
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="claims-bucket")
+        key = claim_key("e1")
+        ClaimChecks("claims-bucket", boto3.client("s3", region_name="us-east-1")).put(
+            key, Envelope(path="/p", body=b'{"big": "yes"}').pack()
+        )
+        args = ["call", "c", "--table", "T", "--bucket", "claims-bucket", "--region", "us-east-1"]
+        ctx = cli.Context(cli.build_parser().parse_args(args))
+        assert ctx.readable({"event_id": "e1", "envelope_key": key}) == {
+            "event_id": "e1",
+            "envelope_key": key,
+            "body": {"big": "yes"},
+        }
+        assert ctx.body({"envelope_key": key}) == {"big": "yes"}
+        # Without a bucket the claim check cannot be read: the item is shown as it is.
+        no_bucket = cli.Context(cli.build_parser().parse_args(["call", "c", "--table", "T", "--region", "us-east-1"]))
+        assert no_bucket.readable({"envelope_key": key}) == {"envelope_key": key}

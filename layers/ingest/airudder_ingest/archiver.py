@@ -147,7 +147,7 @@ class _Group:
 class Archiver:
     def __init__(self, bucket: str, s3: Any) -> None:
         self.bucket = bucket
-        self._s3 = s3
+        self.s3 = s3
         self._claims = ClaimChecks(bucket, s3)
 
     @classmethod
@@ -207,7 +207,7 @@ class Archiver:
             report.archived += 1
         # Sorted: a retry writes in the same order (not needed for correctness, easier to follow in logs).
         for key in sorted(groups):
-            self._s3.put_object(
+            self.s3.put_object(
                 Bucket=self.bucket, Key=key, Body=encode_jsonl_gz(groups[key].lines), ContentType="application/gzip"
             )
             report.objects.append(key)

@@ -12,8 +12,9 @@ outputs (and the settings the functions run with from its parameters); or `--tab
 them. Credentials and region are boto3's usual ones (`--profile`, `--region`, environment, SSO...).
 `--endpoint-url` points every client at another endpoint (the local moto server of `make serve`).
 
-Every read goes through store.py and archive.py, every write of `replay` through the ingest pipeline:
-this module knows no DynamoDB key and no S3 key.
+Every read goes through store.py and archive.py, every write of `replay` through the event recorder
+(recorder.py): this module knows no DynamoDB key and no S3 key. Lookups read the table (an event's body
+from the envelope packed on its item); export, unreadable and replay by day read the archive.
 
 Exit codes: 0 done; 1 not found (or deliveries that still cannot be replayed); 2 a usage,
 configuration or AWS error, told in one line on stderr.
@@ -32,10 +33,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .archive import ArchiveReader as RawArchive
-from .archive import body_of
+from .archive import QUARANTINE_PREFIX, RAW_PREFIX, ArchiveReader, ClaimChecks, event_body, unpack_envelope
 from .events import iso_utc, normalise_phone, to_utc
 from .export import (
     EVENT_COLUMNS,
@@ -50,6 +50,9 @@ from .export import (
     write_export,
 )
 from .store import EventStore
+
+if TYPE_CHECKING:
+    from .replay import Replayer
 
 PROG = "airudder-data"
 EXIT_OK, EXIT_NOT_FOUND, EXIT_ERROR = 0, 1, 2
@@ -68,7 +71,6 @@ SETTING_VARIABLES = (
     "DEFAULT_COUNTRY_CODE",
     "NAIVE_TIME_OFFSET",
     "PAYLOAD_DECRYPTION",
-    "DAY_INDEX_SHARDS",
     "PARENT_INDEX_SHARDS",
 )
 
@@ -160,19 +162,17 @@ class Context:
             target.bucket = args.bucket
         if getattr(args, "queue_url", None):
             target.queue_url = args.queue_url
-        if not target.table:
+        if not target.table and not target.bucket:
             raise CliError("which stack? pass --stack NAME, or --table NAME (and --bucket NAME)")
         return target
 
     @property
     def store(self) -> EventStore:
         if self._store is None:
+            if not self.target.table:
+                raise CliError("this command reads the events table: pass --stack NAME or --table NAME")
             settings = self.ingest_settings()
-            self._store = EventStore(
-                self.target.table or "",
-                self.client("dynamodb"),
-                parent_shards=settings.parent_shards,
-            )
+            self._store = EventStore(self.target.table, self.client("dynamodb"), parent_shards=settings.parent_shards)
         return self._store
 
     def bucket(self) -> str:
@@ -180,8 +180,43 @@ class Context:
             raise CliError("this command reads the archive bucket: pass --stack NAME or --bucket NAME")
         return self.target.bucket
 
-    def archive(self) -> RawArchive:
-        return RawArchive(self.bucket(), self.client("s3"))
+    def archive(self) -> ArchiveReader:
+        return ArchiveReader(self.bucket(), self.client("s3"))
+
+    def claims(self) -> ClaimChecks:
+        return ClaimChecks(self.bucket(), self.client("s3"))
+
+    def envelope(self, item: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The unpacked envelope of an event or quarantine item: packed on the item, or its claim check in
+        S3 (None when the item has neither, or the claim check needs a bucket nobody named)."""
+        if isinstance(item.get("envelope"), bytes | bytearray):
+            return unpack_envelope(bytes(item["envelope"]))
+        if item.get("envelope_key") and self.target.bucket:
+            return unpack_envelope(self.claims().get(str(item["envelope_key"])))
+        return None
+
+    def readable(self, item: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """An item for --json: numbers as numbers; for an event, the body it was read from (`body`, as
+        JSON when it is JSON) instead of the packed envelope."""
+        if item is None:
+            return None
+        envelope = self.envelope(item)
+        out = {k: plain(v) for k, v in item.items() if k != "envelope"}
+        if envelope is not None:
+            out["body"] = shown_body(envelope)
+        return out
+
+    def body(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """The JSON object an event was read from ({} when it is not one)."""
+        envelope = self.envelope(item)
+        text = event_body(envelope) if envelope is not None else None
+        if text is None:
+            return {}
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
 
     def ingest_settings(self) -> Any:
         from pydantic import ValidationError
@@ -300,15 +335,21 @@ def _text(value: Any, limit: int | None = None) -> str:
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
-def readable(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """An item for --json: numbers as numbers, the stored body (`data`) as JSON rather than text."""
-    if item is None:
-        return None
-    out = {k: plain(v) for k, v in item.items()}
-    if isinstance(out.get("data"), str):
-        with contextlib.suppress(ValueError):
-            out["data"] = json.loads(out["data"])
-    return out
+def shown_body(record: Mapping[str, Any]) -> Any:
+    """The body of an unpacked envelope or an archive line for --json: the JSON it was read from (the
+    decrypted body on encrypted routes), or the text as received when it is not JSON (base64 when it
+    was not UTF-8: `body_encoding` says so)."""
+    text = event_body(record)
+    if text is None:
+        return record.get("body")
+    with contextlib.suppress(ValueError):
+        return json.loads(text)
+    return text
+
+
+def readable_line(line: Mapping[str, Any]) -> dict[str, Any]:
+    """An archive line for --json, its body as JSON when it is JSON."""
+    return {**line, "body": shown_body(line)}
 
 
 EVENT_TABLE = [
@@ -375,7 +416,7 @@ def cmd_call(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     if state is None and not events:
         raise NotFound(f"call {args.call_id}")
     if out.as_json:
-        out.json({"call_id": args.call_id, "state": readable(state), "events": [readable(e) for e in events]})
+        out.json({"call_id": args.call_id, "state": ctx.readable(state), "events": [ctx.readable(e) for e in events]})
         return EXIT_OK
     s = state or {}
     out.line(f"call {args.call_id}")
@@ -412,7 +453,9 @@ def cmd_phone(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     if not events:
         raise NotFound(f"events for phone {phone}{_window_text(args)}")
     if out.as_json:
-        out.json({"phone": phone, "since": args.since, "until": args.until, "events": [readable(e) for e in events]})
+        out.json(
+            {"phone": phone, "since": args.since, "until": args.until, "events": [ctx.readable(e) for e in events]}
+        )
         return EXIT_OK
     out.line(f"phone {phone}{_window_text(args)}")
     columns = [*EVENT_TABLE[:3], ("call_id", "call"), ("case_id", "case"), *EVENT_TABLE[5:]]
@@ -434,7 +477,7 @@ def cmd_case(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     if state is None and not events:
         raise NotFound(f"case {args.case_id}")
     if out.as_json:
-        out.json({"case_id": args.case_id, "state": readable(state), "events": [readable(e) for e in events]})
+        out.json({"case_id": args.case_id, "state": ctx.readable(state), "events": [ctx.readable(e) for e in events]})
         return EXIT_OK
     s = state or {}
     out.line(f"case {args.case_id}")
@@ -460,15 +503,12 @@ def cmd_workflow(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     members = [m for m in store.workflow_members(workflow_id) if m.get("entity_kind") != "WORKFLOW"]
     if state is None and not members:
         raise NotFound(f"workflow {workflow_id}")
-    # The node tasks are the `actions` of the newest status-change notification.
+    # The node tasks are the `actions` of the newest status-change notification (its envelope).
     status_body: dict[str, Any] = {}
-    if state and state.get("last_webhook_type") == WorkflowStatusChanged.webhook_type:
-        status_body = _body(ctx, state)
-    else:
-        for event in store.entity_events("WORKFLOW", workflow_id, newest_first=True):
-            if event.get("webhook_type") == WorkflowStatusChanged.webhook_type:
-                status_body = _body(ctx, store.get_event(str(event["event_id"])) or event)
-                break
+    for event in store.entity_events("WORKFLOW", workflow_id, newest_first=True):
+        if event.get("webhook_type") == WorkflowStatusChanged.webhook_type:
+            status_body = ctx.body(event)
+            break
     actions = [a for a in status_body.get("actions") or [] if isinstance(a, dict)]
     nodes = _node_tasks(actions, members)
     if out.as_json:
@@ -476,9 +516,9 @@ def cmd_workflow(ctx: Context, args: argparse.Namespace, out: Output) -> int:
             {
                 "workflow_id": workflow_id,
                 "workflow_name": status_body.get("workflow_name"),
-                "state": readable(state),
+                "state": ctx.readable(state),
                 "node_tasks": nodes,
-                "members": [readable(m) for m in members],
+                "members": [ctx.readable(m) for m in members],
             }
         )
         return EXIT_OK
@@ -533,18 +573,6 @@ def _results(calls: list[dict[str, Any]]) -> str:
     return ", ".join(f"{status} {n}" for status, n in counts.most_common())
 
 
-def _body(ctx: Context, item: Mapping[str, Any]) -> dict[str, Any]:
-    """The body an event or state was stored with (from the archive when it was too large to inline)."""
-    text = item.get("data")
-    if isinstance(text, str):
-        value = json.loads(text)
-    elif item.get("archive_key") and ctx.target.bucket:
-        value = json.loads(body_of(ctx.archive().get(str(item["archive_key"]))).decode("utf-8-sig"))
-    else:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def cmd_task(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     store = ctx.store
     task_id = args.task_id
@@ -559,10 +587,10 @@ def cmd_task(ctx: Context, args: argparse.Namespace, out: Output) -> int:
         out.json(
             {
                 "task_id": task_id,
-                "state": readable(state),
-                "calls": [readable(m) for m in calls],
-                "agents": [readable(m) for m in agents],
-                "others": [readable(m) for m in others],
+                "state": ctx.readable(state),
+                "calls": [ctx.readable(m) for m in calls],
+                "agents": [ctx.readable(m) for m in agents],
+                "others": [ctx.readable(m) for m in others],
             }
         )
         return EXIT_OK
@@ -662,13 +690,13 @@ def _download(
 def cmd_export(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     days = [args.day] if args.day else days_between(args.date_from, args.date_to)
     quarantined = args.type == "quarantine"
-    store = ctx.store
+    archive = ctx.archive()
     progress = Progress("exported", quiet=args.quiet)
+    area, webhook_type = (QUARANTINE_PREFIX, None) if quarantined else (RAW_PREFIX, args.type)
     rows = export_rows(
         days,
-        lambda day: store.day_items(day, args.type),
+        lambda day: archive.day_lines(day, webhook_type, area),
         quarantined=quarantined,
-        quarantine_id=EventStore.quarantine_id,
     )
     try:
         count = write_export(
@@ -689,13 +717,15 @@ def cmd_export(ctx: Context, args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_unreadable(ctx: Context, args: argparse.Namespace, out: Output) -> int:
-    """Events stored with facts their model could not read (`unreadable`), day by day."""
+    """Events stored with facts their model could not read (`unreadable`), day by day: the archive lines
+    of those days that carry `unreadable` (one pass over the days' objects)."""
     days = [args.day] if args.day else days_between(args.date_from, args.date_to)
-    events = [event for day in days for event in ctx.store.unreadable_events(day, args.type)]
+    archive = ctx.archive()
+    events = [line for day in days for line in archive.day_lines(day, args.type) if line.get("unreadable")]
     events.sort(key=lambda e: (str(e.get("event_time")), str(e.get("event_id"))))
     span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
     if out.as_json:
-        out.json({"days": days, "type": args.type, "events": [readable(e) for e in events]})
+        out.json({"days": days, "type": args.type, "events": [readable_line(e) for e in events]})
         return EXIT_OK
     out.line(f"events of {span}{' of type ' + args.type if args.type else ''} with facts that could not be read")
     rows = [e | {"unreadable": ", ".join(map(str, e.get("unreadable") or []))} for e in events]
@@ -705,30 +735,29 @@ def cmd_unreadable(ctx: Context, args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_replay(ctx: Context, args: argparse.Namespace, out: Output) -> int:
-    from .recording_queue import RecordingQueue
-    from .replay import Replayer, ReplayResult, ReplaySummary
+    from .replay import Delivery, ReplayResult, ReplaySummary
 
-    replayer = Replayer(_replay_pipeline(ctx, RecordingQueue), dry_run=args.dry_run)
-    keys: Iterable[str]
+    replayer = _replayer(ctx, dry_run=args.dry_run)
+    deliveries: Iterable[Delivery]
     if args.call_id:
-        keys = replayer.call_keys(args.call_id)
-        if not keys:
+        deliveries = replayer.call_deliveries(args.call_id)
+        if not deliveries:
             raise NotFound(f"call {args.call_id}")
         scope = f"call {args.call_id}"
     elif args.quarantine:
-        key = replayer.quarantine_key(args.quarantine)
-        if key is None:
+        found = replayer.quarantine_delivery(args.quarantine)
+        if found is None:
             raise NotFound(f"quarantined delivery {args.quarantine}")
-        keys, scope = [key], f"quarantined delivery {args.quarantine}"
+        deliveries, scope = [found], f"quarantined delivery {args.quarantine}"
     else:
-        keys = replayer.day_keys(args.day, args.type, quarantined=args.quarantined)
+        deliveries = replayer.day_deliveries(args.day, args.type, quarantined=args.quarantined)
         area = "quarantined" if args.quarantined else "archived"
         scope = f"{area} {args.type + ' ' if args.type else ''}deliveries of {args.day}"
     summary = ReplaySummary()
     results: list[ReplayResult] = []
     progress = Progress("replayed", quiet=args.quiet)
-    for key in keys:
-        result = replayer.replay_key(key)
+    for delivery in deliveries:
+        result = replayer.replay(delivery)
         summary.add(result)
         if out.as_json or result.outcome != "unchanged":
             results.append(result)
@@ -757,7 +786,7 @@ def cmd_replay(ctx: Context, args: argparse.Namespace, out: Output) -> int:
                 ("entity", "entity"),
                 ("differs", "model reads differently"),
                 ("detail", "detail"),
-                ("key", "archive key"),
+                ("origin", "read from"),
             ],
             "deliveries not unchanged",
         )
@@ -768,17 +797,18 @@ def cmd_replay(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def _replay_pipeline(ctx: Context, queue_class: Any) -> Any:
-    from .auth import TokenVerifier
+def _replayer(ctx: Context, *, dry_run: bool) -> Replayer:
     from .decryption import PayloadDecryption
-    from .pipeline import IngestPipeline
+    from .recorder import EventRecorder
+    from .recording_queue import RecordingQueue
+    from .replay import Replayer
 
     settings = ctx.ingest_settings()
-    recordings = queue_class(ctx.target.queue_url, ctx.client("sqs")) if ctx.target.queue_url else None
-    pipeline = IngestPipeline(settings, ctx.store, ctx.archive(), TokenVerifier(""), recordings)
+    recordings = RecordingQueue(ctx.target.queue_url, ctx.client("sqs")) if ctx.target.queue_url else None
+    recorder = EventRecorder(settings, ctx.store, ctx.claims(), recordings)
     # Decryption keys are read with this command's credentials and endpoint.
-    pipeline.decryption = PayloadDecryption.from_json(settings.payload_decryption, fetch=_secret_fetcher(ctx))
-    return pipeline
+    decryption = PayloadDecryption.from_json(settings.payload_decryption, fetch=_secret_fetcher(ctx))
+    return Replayer(recorder, ctx.archive(), decryption, dry_run=dry_run)
 
 
 def _secret_fetcher(ctx: Context) -> Callable[[str, int, bool], Any]:
@@ -833,7 +863,9 @@ def _connection_options(parser: argparse.ArgumentParser, suppress: bool) -> None
     group.add_argument(
         "--table", metavar="NAME", default=default, help="the events table (instead of, or over, --stack)"
     )
-    group.add_argument("--bucket", metavar="NAME", default=default, help="the archive bucket (recording, replay)")
+    group.add_argument(
+        "--bucket", metavar="NAME", default=default, help="the archive bucket (recording, export, unreadable, replay)"
+    )
     group.add_argument("--region", default=default, help="AWS region (default: the profile's or AWS_REGION)")
     group.add_argument("--profile", default=default, help="AWS profile of the shared config/credentials files")
     group.add_argument(
@@ -909,10 +941,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--to", dest="date_to", type=day_arg, help="last day, included")
     sub.add_argument("--type", help="one webhook type (e.g. chatbot.message_status)")
 
-    sub = command("replay", "re-run archived deliveries through the ingest pipeline (idempotent)", cmd_replay)
+    sub = command("replay", "read stored deliveries again with the current models (idempotent)", cmd_replay)
     what = sub.add_mutually_exclusive_group(required=True)
     what.add_argument("--day", type=day_arg, help="every archived delivery of that day (raw/…/dt=DAY)")
-    what.add_argument("--call-id", help="every archived delivery of a call's events")
+    what.add_argument("--call-id", help="every event of a call (its partition in the table)")
     what.add_argument(
         "--quarantine", metavar="ID", help="one quarantined delivery (the quarantine_id of the 400 answer)"
     )

@@ -1,10 +1,11 @@
-"""Streaming export of stored events (the `airudder-data export` command).
+"""Streaming export of archived events (the `airudder-data export` command).
 
-Rows are written as the store yields them (EventStore.day_items: one day, shard after shard, one
-DynamoDB page at a time), so memory does not grow with the size of the export: CSV and JSON Lines hold
-one row at a time, Parquet one row group (`PARQUET_ROW_GROUP` rows). Within a day the order is by shard,
-not by time; sort afterwards if needed. The file is written next to its final name and renamed into
-place when complete, so an interrupted export leaves no half file behind.
+Rows come from the archive's JSON Lines objects (archive.ArchiveReader: one day after another, type after
+type, one object at a time, each read as a gzip stream), so memory does not grow with the size of the
+export: CSV and JSON Lines hold one row at a time, Parquet one row group (`PARQUET_ROW_GROUP` rows). The
+archiver writes each event once, so each row is a distinct event. Within a day the order is by object
+(stream batch), not by time; sort afterwards if needed. The file is written next to its final name and
+renamed into place when complete, so an interrupted export leaves no half file behind.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+# The columns of an archive line (archive.archive_line) that an export keeps: the event's facts and the
+# body exactly as received (`body_encoding` says whether it is UTF-8 text or base64).
 EVENT_COLUMNS = (
     "event_id",
     "webhook_type",
@@ -38,9 +41,13 @@ EVENT_COLUMNS = (
     "task_id",
     "call_id",
     "recording_url",
-    "archive_key",
-    "data_in_archive",
-    "data",
+    "agent",
+    "results",
+    "unreadable",
+    "left_out",
+    "request_id",
+    "body_encoding",
+    "body",
 )
 QUARANTINE_COLUMNS = (
     "quarantine_id",
@@ -51,7 +58,9 @@ QUARANTINE_COLUMNS = (
     "http_status",
     "received_at",
     "size",
-    "archive_key",
+    "request_id",
+    "body_encoding",
+    "body",
 )
 FORMATS = ("csv", "jsonl", "parquet")
 PARQUET_ROW_GROUP = 5_000
@@ -235,30 +244,23 @@ class Progress:
         self.stream.flush()
 
 
-def event_row(item: Mapping[str, Any]) -> dict[str, str | None]:
-    return {column: cell(item.get(column)) for column in EVENT_COLUMNS}
-
-
-def quarantine_row(item: Mapping[str, Any], quarantine_id: str | None) -> dict[str, str | None]:
-    row = {column: cell(item.get(column)) for column in QUARANTINE_COLUMNS}
-    row["quarantine_id"] = quarantine_id
-    return row
+def export_row(line: Mapping[str, Any], columns: tuple[str, ...]) -> dict[str, str | None]:
+    return {column: cell(line.get(column)) for column in columns}
 
 
 def export_rows(
     days: Iterable[str],
-    items_of_day: Callable[[str], Iterator[Mapping[str, Any]]],
+    lines_of_day: Callable[[str], Iterator[Mapping[str, Any]]],
     *,
     quarantined: bool,
-    quarantine_id: Callable[[Mapping[str, Any]], str | None],
 ) -> Iterator[tuple[str, dict[str, str | None]]]:
-    """(day, row) for every event (or, `quarantined`, every quarantined delivery) of the days."""
-    wanted = "quarantine" if quarantined else "event"
+    """(day, row) for every event line (or, `quarantined`, every quarantine line) of the days."""
+    columns = QUARANTINE_COLUMNS if quarantined else EVENT_COLUMNS
     for day in days:
-        for item in items_of_day(day):
-            if item.get("item_type") != wanted:
+        for line in lines_of_day(day):
+            if bool(line.get("quarantine_id")) != quarantined:
                 continue
-            yield day, quarantine_row(item, quarantine_id(item)) if quarantined else event_row(item)
+            yield day, export_row(line, columns)
 
 
 def write_export(

@@ -7,9 +7,10 @@ state item pointing at it (recording_status "archived", recording_s3_key, _size,
 A message without a call id (a call notification naming only its case) is filed under its event instead:
 recordings/<yyyy>/<mm>/<dd>/<entity kind>/<entity id>/<event id>.<ext>, the outcome on the event item.
 
-The audio is streamed: read in chunks from the HTTP response, hashed as it passes, and written to S3 as
-one PutObject when it is smaller than a part, else as a multipart upload of `part_size` parts. At most
-about two parts are held in memory, whatever the size of the recording.
+The audio is streamed: read in chunks from the HTTP response, hashed as it passes, and uploaded by
+boto3's transfer manager as one PutObject when it is smaller than a part, else as a multipart upload of
+`part_size` parts, `upload_concurrency` at a time. At most about upload_concurrency + 2 parts are held
+in memory, whatever the size of the recording.
 
 Only http(s) links to hosts on an allow-list are fetched (exact host, or ".suffix" for subdomains; the
 scheme's default port unless the entry names another, "host:port"), without user info, and every redirect
@@ -48,12 +49,11 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
@@ -202,10 +202,13 @@ class RecordingsSettings(BaseModel):
     # subdomain of it; on the scheme's default port only, unless the entry names one ("example.com:8443").
     # Redirect targets must be on it too (add the storage host AIRUDDER redirects to).
     allowed_hosts: tuple[str, ...] = Field(default=DEFAULT_ALLOWED_HOSTS, alias="RECORDING_ALLOWED_HOSTS")
-    # Recordings up to this size go to S3 in one PutObject; larger ones in parts of this size.
+    # Recordings smaller than this go to S3 in one PutObject; larger ones in parts of this size.
     part_size: int = Field(
         default=8 * MIB, alias="RECORDING_PART_SIZE_BYTES", ge=S3_MIN_PART_BYTES, le=S3_MAX_PART_BYTES
     )
+    # Parts going up at once. A copy holds about this + 2 parts in memory (one read ahead, one being
+    # read): 2 keeps a copy near 140 MiB at 8 MiB parts, within the function's MemorySize (>= 256).
+    upload_concurrency: int = Field(default=2, alias="RECORDING_UPLOAD_CONCURRENCY", ge=1, le=10)
     # Larger recordings are not archived (status failed): a broken server cannot fill the bucket.
     max_bytes: int = Field(default=4 * 1024 * MIB, alias="RECORDING_MAX_BYTES", gt=0)
     connect_timeout: float = Field(default=5.0, alias="RECORDING_CONNECT_TIMEOUT_SECONDS", gt=0)
@@ -578,121 +581,113 @@ class RecordingRequest(BaseModel):
 # ---------------------------------------------------------------------------------------------- S3
 
 
-class S3StreamUpload:
-    """Bytes written in pieces become one object: a PutObject if they stay under a part, else a
-    multipart upload of parts of at least `part_size` bytes.
+class _Body(Protocol):
+    def read(self, limit: int = ...) -> bytes: ...
 
-    One part at a time goes up in a background thread while the next one is written (read from the
-    recording server): the transfer takes about as long as the slower side, not the sum of both. The
-    part in the air is waited for before the next is assembled, so at most two parts are held."""
+
+class RecordingStream:
+    """The recording as a file for boto3's transfer manager: the bytes already sniffed, then the rest
+    of the body, hashed and counted as they pass. Past `max_bytes` the copy fails (_Permanent); at the
+    end the size must be `expected_size` (Content-Length, when given), else the transfer was cut short,
+    and an empty body is an error too (RetryableCopyError): the upload is then aborted, never completed.
+
+    read(n) returns n bytes unless the body ends first: the transfer manager makes a part of each read."""
 
     def __init__(
-        self,
-        s3: Any,
-        bucket: str,
-        key: str,
-        *,
-        content_type: str,
-        part_size: int,
-        metadata: Mapping[str, str] | None = None,
+        self, head: bytes, body: _Body, *, max_bytes: int, expected_size: int | None, host: str | None = None
     ) -> None:
-        self._s3 = s3
-        self.bucket = bucket
-        self.key = key
-        self.content_type = content_type
-        self.part_size = part_size
-        self.metadata = dict(metadata or {})
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-        self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
-        self._submitted = 0
-        self._in_flight: Future[dict[str, Any]] | None = None
-        self._sender: ThreadPoolExecutor | None = None
+        self._head = head
+        self._body = body
+        self._max_bytes = max_bytes
+        self._expected_size = expected_size
+        self._host = host
+        self._sha = hashlib.sha256()
+        self._ended = False
+        self._stop: Callable[[], bool] = lambda: False
+        self.size = 0
 
     @property
-    def multipart(self) -> bool:
-        return self._upload_id is not None
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
 
-    def write(self, chunk: bytes) -> None:
-        self._pending.append(chunk)
-        self._pending_bytes += len(chunk)
-        if self._pending_bytes >= self.part_size:
-            self._upload_part()
+    def stop_when(self, stop: Callable[[], bool]) -> None:
+        """Stop reading (raise) as soon as `stop()` is true: the upload failed, nothing more to fetch."""
+        self._stop = stop
 
-    def complete(self) -> None:
-        if self._upload_id is None:
-            body = b"".join(self._pending)
-            self._pending.clear()
-            self._s3.put_object(
-                Bucket=self.bucket, Key=self.key, Body=body, ContentType=self.content_type, Metadata=self.metadata
-            )
-            return
-        if self._pending_bytes or not self._submitted:
-            self._upload_part()
-        self._wait_for_part()
-        self._s3.complete_multipart_upload(
-            Bucket=self.bucket,
-            Key=self.key,
-            UploadId=self._upload_id,
-            MultipartUpload={"Parts": self._parts},
+    def read(self, amount: int = -1) -> bytes:
+        wanted = amount if amount >= 0 else self._max_bytes + 1
+        pieces: list[bytes] = []
+        held = 0
+        while held < wanted and not self._ended:
+            if self._stop():
+                raise RetryableCopyError("the upload to storage failed")
+            if self._head:
+                chunk, self._head = self._head[: wanted - held], self._head[wanted - held :]
+            else:
+                chunk = self._body.read(min(READ_CHUNK_BYTES, wanted - held))
+            if not chunk:
+                self._end()
+                break
+            self.size += len(chunk)
+            if self.size > self._max_bytes:
+                raise _Permanent("failed", "recording is over the size limit", host=self._host)
+            self._sha.update(chunk)
+            pieces.append(chunk)
+            held += len(chunk)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _end(self) -> None:
+        self._ended = True
+        if self._expected_size is not None and self.size != self._expected_size:
+            raise RetryableCopyError(f"transfer ended after {self.size} of {self._expected_size} bytes")
+        if self.size == 0:
+            raise RetryableCopyError("the recording server sent no bytes")
+
+
+def _abort_failed(http_response: Any = None, exception: BaseException | None = None, **_: Any) -> None:
+    """The transfer manager aborts a failed multipart upload, and says nothing if that fails."""
+    status = getattr(http_response, "status_code", 200)
+    if exception is not None or status >= 300:
+        # The bucket's lifecycle rule removes incomplete uploads after two days.
+        error = repr(exception) if exception is not None else f"http {status}"
+        logger.warning("could not abort a multipart upload", extra={"error": error})
+
+
+def upload_recording(
+    s3: Any,
+    stream: RecordingStream,
+    bucket: str,
+    key: str,
+    *,
+    content_type: str,
+    metadata: Mapping[str, str],
+    part_size: int,
+    concurrency: int,
+) -> None:
+    """boto3's managed upload of the stream (what s3.upload_fileobj does, keeping the transfer's future
+    so that the stream stops reading once a part failed): one PutObject when it is smaller than a part,
+    else a multipart upload of `part_size` parts, `concurrency` of them going up at once. On failure an
+    open multipart upload is aborted and the first error raised (ClientError, or the stream's)."""
+    from boto3.s3.transfer import TransferConfig, create_transfer_manager
+
+    config = TransferConfig(
+        multipart_threshold=part_size,
+        multipart_chunksize=part_size,
+        max_concurrency=concurrency,
+        # Only the classic manager honours these settings and streams a file of unknown size.
+        preferred_transfer_client="classic",
+    )
+    # Parts read ahead wait in memory: at most `concurrency` of them, besides the one being read, so
+    # memory does not grow with the recording (boto3's default holds 10).
+    config.max_in_memory_upload_chunks = concurrency
+    for event in ("after-call.s3.AbortMultipartUpload", "after-call-error.s3.AbortMultipartUpload"):
+        s3.meta.events.register(event, _abort_failed, unique_id=f"recordings-{event}")
+    with create_transfer_manager(s3, config) as manager:
+        future = manager.upload(
+            stream, bucket, key, extra_args={"ContentType": content_type, "Metadata": dict(metadata)}
         )
-        self._upload_id = None
-        self._stop_sender()
-
-    def abort(self) -> None:
-        """Drop what was written (an open multipart upload is aborted); never raises."""
-        self._pending.clear()
-        # The part's own failure, if it failed, is what is being cleaned up after.
-        with contextlib.suppress(Exception):
-            self._wait_for_part()
-        self._stop_sender()
-        upload_id, self._upload_id = self._upload_id, None
-        if upload_id is None:
-            return
-        try:
-            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=upload_id)
-        except (ClientError, BotoCoreError) as exc:
-            # The bucket's lifecycle rule removes incomplete uploads after two days.
-            logger.warning("could not abort a multipart upload", extra={"s3_key": self.key, "error": repr(exc)})
-
-    def _upload_part(self) -> None:
-        if self._upload_id is None:
-            answer = self._s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, ContentType=self.content_type, Metadata=self.metadata
-            )
-            self._upload_id = answer["UploadId"]
-        number = self._submitted + 1
-        if number > S3_MAX_PARTS:
-            raise _Permanent("failed", "recording needs more than 10,000 parts")
-        # First the previous part must be up (it raises here if it failed): then this one is assembled.
-        self._wait_for_part()
-        body = b"".join(self._pending)
-        self._pending.clear()
-        self._pending_bytes = 0
-        if self._sender is None:
-            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part")
-        self._in_flight = self._sender.submit(self._send_part, self._upload_id, number, body)
-        self._submitted = number
-
-    def _send_part(self, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
-        answer = self._s3.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=body
-        )
-        part = {"PartNumber": number, "ETag": answer["ETag"]}
-        # Checksums botocore added to the part must be repeated when completing the upload.
-        part.update({k: v for k, v in answer.items() if k.startswith("Checksum") and k != "ChecksumType"})
-        return part
-
-    def _wait_for_part(self) -> None:
-        future, self._in_flight = self._in_flight, None
-        if future is not None:
-            self._parts.append(future.result())
-
-    def _stop_sender(self) -> None:
-        sender, self._sender = self._sender, None
-        if sender is not None:
-            sender.shutdown(wait=True)
+        stream.stop_when(future.done)
+        future.result()
 
 
 # ---------------------------------------------------------------------------------------------- the deadline
@@ -1100,37 +1095,27 @@ class RecordingCopier:
             metadata["entity"] = quote(request.entity, safe="")
         if request.event_id:
             metadata["event-id"] = quote(request.event_id, safe="")
-        upload = S3StreamUpload(
-            self._s3,
-            self.settings.bucket_name,
-            key,
-            content_type=content_type,
-            part_size=self.settings.part_size,
-            metadata=metadata,
+        stream = RecordingStream(
+            head,
+            body,
+            max_bytes=self.settings.max_bytes,
+            expected_size=None if encoded else announced,
+            host=link.host,
         )
-        sha = hashlib.sha256()
-        size = 0
         try:
-            chunk = head
-            while chunk:
-                size += len(chunk)
-                if size > self.settings.max_bytes:
-                    raise _Permanent("failed", "recording is over the size limit", host=link.host)
-                sha.update(chunk)
-                upload.write(chunk)
-                chunk = body.read()
-            if announced is not None and not encoded and size != announced:
-                raise RetryableCopyError(f"transfer ended after {size} of {announced} bytes")
-            if size == 0:
-                raise RetryableCopyError("the recording server sent no bytes")
-            upload.complete()
+            upload_recording(
+                self._s3,
+                stream,
+                self.settings.bucket_name,
+                key,
+                content_type=content_type,
+                metadata=metadata,
+                part_size=self.settings.part_size,
+                concurrency=self.settings.upload_concurrency,
+            )
         except (ClientError, BotoCoreError) as exc:
-            upload.abort()
             raise RetryableCopyError(f"storage error ({_aws_error(exc)})") from None
-        except BaseException:
-            upload.abort()
-            raise
-        return size, sha.hexdigest()
+        return stream.size, stream.sha256
 
 
 def _ids(request: RecordingRequest) -> dict[str, Any]:
