@@ -119,7 +119,7 @@ def _line_throughput(r: dict[str, Any]) -> list[str]:
 
 def _line_archive(r: dict[str, Any]) -> str:
     return (
-        f"archive: {r['objects_per_1000_deliveries']:.2f} objects per 1,000 deliveries at full batches"
+        f"archive: {r['objects_per_1000_deliveries']:.2f} objects per 1,000 deliveries over {r['counted_over']}"
         f"  ({r['mix']}: {r['deliveries']} deliveries, {r['lines']} lines in {r['objects']} objects;"
         f" {r['invocations']} invocations of {'/'.join(str(n) for n in r['records_per_invocation'])} records"
         f" (BatchSize {r['batch_size']}, window {r['batching_window_s']} s, Lambda's 6 MB at"
