@@ -53,12 +53,12 @@ events: $(VENV)/.stamp
 ## Recordings that gave up (dead-letter queue) back to the recordings queue: STACK=<name> for a deployed
 ## stack (its outputs), QUEUE_URL=... DLQ_URL=... for any pair, else the local stack of `make serve`.
 redrive: $(VENV)/.stamp
-	$(PY) -m tools.redrive $(if $(STACK),--stack-name $(STACK),$(if $(QUEUE_URL),--queue-url $(QUEUE_URL) --dlq-url $(DLQ_URL),--endpoint-url http://127.0.0.1:$(or $(MOTO_PORT),5000))) $(REDRIVE_ARGS)
+	$(PY) -m airudder_ops.redrive $(if $(STACK),--stack-name $(STACK),$(if $(QUEUE_URL),--queue-url $(QUEUE_URL) --dlq-url $(DLQ_URL),--endpoint-url http://127.0.0.1:$(or $(MOTO_PORT),5000))) $(REDRIVE_ARGS)
 
 ## Events the fan-out could not publish (its on-failure queue) published again: STACK=<name> for a deployed
 ## stack (its outputs), or REPUBLISH_ARGS="--queue-url URL --event-bus NAME [--endpoint-url URL]".
 republish: $(VENV)/.stamp
-	$(PY) -m tools.fanout_redrive $(if $(STACK),--stack-name $(STACK)) $(REPUBLISH_ARGS)
+	$(PY) -m airudder_ops.republish $(if $(STACK),--stack-name $(STACK)) $(REPUBLISH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-sam .venv-checkov .aws-sam build .pytest_cache .mypy_cache .ruff_cache
@@ -104,7 +104,7 @@ lint-ruff: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 
 lint-mypy: $(VENV)/.stamp
-	$(PY) -m mypy layers/ingest functions tools
+	$(PY) -m mypy layers/ingest ops functions tools
 
 # cfn-lint does not expand AWS::Serverless::* resources: a bad !Ref or !GetAtt inside a function or in
 # Globals passes it (and `sam validate --lint`). Linting the expanded template catches it.

@@ -127,8 +127,8 @@ def from_jsonable(value: Any) -> Any:
 
 
 def pipeline_clients() -> list[Any]:
-    """The boto3 clients the deployed layer has created in this process (airudder_ingest.aws)."""
-    module = sys.modules.get("airudder_ingest.aws")
+    """The boto3 clients the deployed layer has created in this process (airudder_ingest.base.aws)."""
+    module = sys.modules.get("airudder_ingest.base.aws")
     if module is None:
         raise RuntimeError("the handler has not been imported in this process yet")
     return list(module._clients.values())

@@ -26,7 +26,7 @@ PRICES: dict[str, dict[str, Any]] = {
     "logs_ingest_gb": {"usd": 0.50, "unit": "CloudWatch Logs ingestion, standard class, per GB"},
     "eventbridge_custom_event": {"usd": 1.00 / 1e6, "unit": "EventBridge custom event published (per 64 KB chunk)"},
 }
-# Fan-out entry sizes measured over every sample of events/ (airudder_ingest.fanout.entry_size, phones
+# Fan-out entry sizes measured over every sample of events/ (airudder_ingest.streams.fanout.entry_size, phones
 # masked): 647 / 768 / 928 bytes min / median / max, so one 64 KB chunk each.
 FANOUT_ENTRY_BYTES_MAX = 928
 MILLION = 1_000_000

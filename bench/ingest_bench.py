@@ -314,13 +314,14 @@ def delivery_items(name: str, event: dict[str, Any]) -> DeliveryItems:
     from dataclasses import replace
     from datetime import UTC, datetime, timedelta
 
-    from airudder_ingest import apigw, store
-    from airudder_ingest.archive import ClaimChecks
-    from airudder_ingest.events import iso_utc
-    from airudder_ingest.http_edge import _envelope
+    from airudder_ingest.base.events import iso_utc
+    from airudder_ingest.base.settings import StoreSettings
+    from airudder_ingest.edge import apigw
+    from airudder_ingest.edge.webhook import _envelope
     from airudder_ingest.models import model_for, read_facts
-    from airudder_ingest.recorder import EventRecorder
-    from airudder_ingest.settings import StoreSettings
+    from airudder_ingest.record.recorder import EventRecorder
+    from airudder_ingest.storage import store
+    from airudder_ingest.storage.archive import ClaimChecks
 
     ttl_days = int(template_default("EventTtlDays") or 0)
     settings = StoreSettings.model_validate(
@@ -365,7 +366,7 @@ def delivery_items(name: str, event: dict[str, Any]) -> DeliveryItems:
         before = store._to_item(
             {"pk": rec.entity, "sk": store.STATE_SK, **store.state_fields(prior, parent_shards=shards, now=earlier)}
         )
-    from airudder_ingest.recorder import recording_fits_queue
+    from airudder_ingest.record.recorder import recording_fits_queue
 
     return DeliveryItems(
         name=name,
@@ -546,7 +547,7 @@ def archive_stream(stack: Any, deliveries: int) -> dict[str, Any]:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for obj in page.get("Contents") or []
     ]
-    from airudder_ingest.archive import iter_jsonl_gz
+    from airudder_ingest.storage.archive import iter_jsonl_gz
 
     lines = sum(1 for obj in keys for _ in iter_jsonl_gz(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()))
     memory_mb = int(stack.functions.spec("ArchiverFunction").memory_mb)

@@ -5,7 +5,7 @@
 For each size: a simulated tenant (tools/simulator) holding that many calls (100 per workflow, two
 node tasks each), already synced (the job's watermark is past everything it holds). Then some records
 change, half of them new calls in the newest workflow and half amendments of older calls spread over
-the tenant, and one sync run (airudder_ingest.sync, against the local stack on moto) fetches them.
+the tenant, and one sync run (airudder_ingest.sync.job, against the local stack on moto) fetches them.
 Printed: the requests made (token included), by endpoint, and per changed record. The count should
 depend on the changes and on how many workflows and tasks they touch, never on what the tenant holds.
 Not part of `make test`; tests/integration/test_sync_cost.py checks the same at 100 and 1,000.
@@ -29,8 +29,8 @@ AMENDED_WORKFLOWS = 5
 
 
 def measure(held: int, changed: int, per_workflow: int = 100) -> dict[str, Any]:
-    from airudder_ingest.airudder_client import clear_token_cache
-    from airudder_ingest.events import iso_utc
+    from airudder_ingest.base.events import iso_utc
+    from airudder_ingest.sync.client import clear_token_cache
     from tests.integration.sync_support import SyncRig, simulator
     from tools.local_stack import LocalStack
 

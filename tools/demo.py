@@ -70,7 +70,7 @@ class Demo:
         self.recorded_calls: set[str] = set()
         self.session = requests.Session()
         self.by_type: dict[str, TypeSummary] = defaultdict(TypeSummary)
-        from airudder_ingest.store import EventStore
+        from airudder_ingest.storage.store import EventStore
 
         self.table = stack.resources["EventsTable"]["Ref"]
         self.bucket = stack.resources["ArchiveBucket"]["Ref"]
@@ -199,7 +199,7 @@ class Demo:
 
     def archive_index(self) -> dict[str, str]:
         """Event or quarantine id -> the archive object holding its line."""
-        from airudder_ingest.archive import QUARANTINE_PREFIX, RAW_PREFIX, ArchiveReader
+        from airudder_ingest.storage.archive import QUARANTINE_PREFIX, RAW_PREFIX, ArchiveReader
 
         s3 = self.stack.boto3_client("s3")
         reader = ArchiveReader(self.bucket, s3)

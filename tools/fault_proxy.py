@@ -580,9 +580,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             ),
         )
 
-    def _forward(
-        self, body: bytes | None, length: int | None, chunked: bool, record: Callable[[int], None]
-    ) -> int:
+    def _forward(self, body: bytes | None, length: int | None, chunked: bool, record: Callable[[int], None]) -> int:
         """Send the request on to moto and relay the answer; `record` logs the call before the
         answer is relayed."""
         proxy = self.server.proxy

@@ -15,9 +15,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from airudder_ingest.archive import Envelope
-from airudder_ingest.recording_queue import RecordingQueue
-from airudder_ingest.store import EventRecord, EventStore
+from airudder_ingest.record.recording_queue import RecordingQueue
+from airudder_ingest.storage.archive import Envelope
+from airudder_ingest.storage.store import EventRecord, EventStore
 from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
 from tools.recordings_server import RecordingsServer
 from tools.sqs_poller import BatchOutcome, SqsPoller

@@ -29,8 +29,8 @@ def run_sync_demo(
     stack: LocalStack, out: TextIO, *, workflows: int = 3, calls_per_workflow: int = 12, drop_every: int = 4
 ) -> dict[str, Any]:
     """Runs the section; returns its numbers (the summary printed is made of them)."""
-    from airudder_ingest.events import event_id
-    from airudder_ingest.store import EventStore
+    from airudder_ingest.base.events import event_id
+    from airudder_ingest.storage.store import EventStore
 
     # The tenant's (synthetic) clock starts three hours ago: its calls lie inside the sync's first look back.
     epoch = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=3)

@@ -1,12 +1,12 @@
 """Archiver: the table's stream in, gzip JSON Lines per webhook type and day out (see
-airudder_ingest.archiver). A batch that fails is retried whole: no partial batch answers."""
+airudder_ingest.streams.archiver). A batch that fails is retried whole: no partial batch answers."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from airudder_ingest.archiver import Archiver
+from airudder_ingest.streams.archiver import Archiver
 
 logger = Logger()
 metrics = Metrics()

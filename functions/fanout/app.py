@@ -1,12 +1,12 @@
 """Fan-out publisher: the table's stream in, every newly stored event out to EventBridge (see
-airudder_ingest.fanout). Partial batch failures are reported (ReportBatchItemFailures)."""
+airudder_ingest.streams.fanout). Partial batch failures are reported (ReportBatchItemFailures)."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from airudder_ingest.fanout import EventPublisher
+from airudder_ingest.streams.fanout import EventPublisher
 
 logger = Logger()
 metrics = Metrics()

@@ -1,12 +1,12 @@
 """Recordings consumer: copies each recording link of the recordings queue into the archive bucket
-(see airudder_ingest.recordings). Partial batch failures are reported (ReportBatchItemFailures)."""
+(see airudder_ingest.recordings.copier). Partial batch failures are reported (ReportBatchItemFailures)."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from airudder_ingest.recordings import RecordingsConsumer
+from airudder_ingest.recordings.copier import RecordingsConsumer
 
 logger = Logger()
 metrics = Metrics()

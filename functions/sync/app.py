@@ -1,12 +1,12 @@
 """Scheduled sync: reads AIRUDDER's Workflow call records back and stores what the webhooks missed
-(see airudder_ingest.sync). Invoked by an EventBridge schedule; the event's content is not used."""
+(see airudder_ingest.sync.job). Invoked by an EventBridge schedule; the event's content is not used."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from airudder_ingest.sync import WorkflowSync
+from airudder_ingest.sync.job import WorkflowSync
 
 logger = Logger()
 metrics = Metrics()

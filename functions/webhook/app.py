@@ -7,8 +7,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from airudder_ingest.http_edge import get_edge
-from airudder_ingest.observability import record_delivery
+from airudder_ingest.base.observability import record_delivery
+from airudder_ingest.edge.webhook import get_edge
 
 logger = Logger()
 metrics = Metrics()

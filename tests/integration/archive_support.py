@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from airudder_ingest.archive import (
+from airudder_ingest.storage.archive import (
     ArchiveReader,
     ClaimChecks,
     archive_line,
@@ -24,7 +24,7 @@ from airudder_ingest.archive import (
     rebuild_object_name,
     unpack_envelope,
 )
-from airudder_ingest.store import EventStore
+from airudder_ingest.storage.store import EventStore
 from tools.cfn import load_template
 from tools.local_stack import LocalStack
 

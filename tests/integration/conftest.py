@@ -99,7 +99,7 @@ class Inspector:
 
     def archived(self, item: dict[str, Any]) -> dict[str, Any]:
         """The delivery an event or quarantine item keeps: its packed envelope, or its claim check's."""
-        from airudder_ingest.archive import unpack_envelope
+        from airudder_ingest.storage.archive import unpack_envelope
 
         if "envelope" in item:
             return unpack_envelope(item["envelope"])
@@ -107,7 +107,7 @@ class Inspector:
         return unpack_envelope(blob)
 
     def store(self) -> Any:
-        from airudder_ingest.store import EventStore
+        from airudder_ingest.storage.store import EventStore
 
         return EventStore(self.table, self.ddb)
 

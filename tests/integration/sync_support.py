@@ -11,14 +11,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airudder_ingest.airudder_client import AirudderApiSettings, AirudderClient, AirudderCredentials, RequestCounter
-from airudder_ingest.archive import ClaimChecks, unpack_envelope
-from airudder_ingest.events import event_id
-from airudder_ingest.recorder import EventRecorder
-from airudder_ingest.recording_queue import RecordingQueue
-from airudder_ingest.settings import StoreSettings
-from airudder_ingest.store import EventStore
-from airudder_ingest.sync import SyncSettings, WorkflowSync
+from airudder_ingest.base.events import event_id
+from airudder_ingest.base.settings import StoreSettings
+from airudder_ingest.record.recorder import EventRecorder
+from airudder_ingest.record.recording_queue import RecordingQueue
+from airudder_ingest.storage.archive import ClaimChecks, unpack_envelope
+from airudder_ingest.storage.store import EventStore
+from airudder_ingest.sync.client import AirudderApiSettings, AirudderClient, AirudderCredentials, RequestCounter
+from airudder_ingest.sync.job import SyncSettings, WorkflowSync
 from tools.local_aws import aws_client
 from tools.local_stack import LocalStack
 from tools.simulator import AirudderSimulator, Call, Dataset, DatasetConfig, call_completed_body

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from airudder_ingest.archive import (
+from airudder_ingest.models import all_models
+from airudder_ingest.storage.archive import (
     LINE_FACTS,
     LINE_VERSION,
     ArchiveReader,
@@ -29,7 +30,6 @@ from airudder_ingest.archive import (
     partition_prefix,
     unpack_envelope,
 )
-from airudder_ingest.models import all_models
 from tools.cfn import load_template
 from tools.local_stack import LocalStack
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import requests
 
-from airudder_ingest.archive import ArchiveReader, unpack_envelope
-from airudder_ingest.cli import main
-from airudder_ingest.store import STATE_SK, entity_key
+from airudder_ingest.storage.archive import ArchiveReader, unpack_envelope
+from airudder_ingest.storage.store import STATE_SK, entity_key
+from airudder_ops.cli import main
 from tools.local_stack import LocalStack
 from tools.recordings_server import expected_sha256
 from tools.recordings_testkit import RecordingsLab

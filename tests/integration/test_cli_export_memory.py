@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from airudder_ingest.archive import (
+from airudder_ingest.models.record import EventRecord
+from airudder_ingest.storage.archive import (
     RAW_PREFIX,
     ArchiveReader,
     Envelope,
@@ -30,8 +31,7 @@ from airudder_ingest.archive import (
     encode_jsonl_gz,
     partition_prefix,
 )
-from airudder_ingest.models.record import EventRecord
-from airudder_ingest.store import event_item
+from airudder_ingest.storage.store import event_item
 from tools.local_aws import MotoServer, aws_client
 
 pytestmark = pytest.mark.integration

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from airudder_ingest.archive import Envelope
-from airudder_ingest.cli import main
-from airudder_ingest.export import EVENT_COLUMNS
 from airudder_ingest.models.record import EventRecord
+from airudder_ingest.storage.archive import Envelope
+from airudder_ops.cli import main
+from airudder_ops.export import EVENT_COLUMNS
 from tools.local_stack import LocalStack
 
 from .archive_support import archive_stack

@@ -45,9 +45,9 @@ import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from airudder_ingest.archive import body_of, iter_jsonl_gz
-from airudder_ingest.events import event_id
-from airudder_ingest.sync import webhook_body
+from airudder_ingest.base.events import event_id
+from airudder_ingest.storage.archive import body_of, iter_jsonl_gz
+from airudder_ingest.sync.job import webhook_body
 from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
 from tools.simulator import AirudderSimulator, Delivery
 from tools.simulator.bodies import dump_json
@@ -165,7 +165,7 @@ def test_an_aws_outage_mid_push_loses_nothing_and_stores_every_event_once(
     assert server_errors > 0 and report.retried > 0, report.summary()
     assert report.attempts == n + report.retried
     # DynamoDB holds exactly one event per webhook, with its envelope, and its state.
-    from airudder_ingest.events import event_id
+    from airudder_ingest.base.events import event_id
     from tools.simulator import call_completed_body
 
     expected = {event_id("workflow.call", call_completed_body(c, sim.url)) for c in calls}

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from airudder_ingest.archive import archive_line
-from airudder_ingest.events import iso_utc, to_utc
+from airudder_ingest.base.events import iso_utc, to_utc
 from airudder_ingest.models import ROUTES, EventFacts, WebhookModel, base, calls, chatbot, model_for, read_facts
+from airudder_ingest.storage.archive import archive_line
 from tools import cfn
 from tools.gateway import load_routes, match_route
 from tools.local_stack import LocalStack

@@ -187,7 +187,7 @@ def test_refused_entries_are_retried_one_by_one(
 
 def redrive(stack: LocalStack) -> Any:
     """`make republish` against the local stack: the on-failure queue emptied into the bus."""
-    from airudder_ingest.fanout import EventPublisher, FanoutSettings, redrive_failures
+    from airudder_ingest.streams.fanout import EventPublisher, FanoutSettings, redrive_failures
 
     events = stack.boto3_client("events")
     settings = FanoutSettings(

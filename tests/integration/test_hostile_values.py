@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import requests
 
-from airudder_ingest.archive import body_of
-from airudder_ingest.limits import DIGEST_PREFIX
+from airudder_ingest.base.limits import DIGEST_PREFIX
+from airudder_ingest.storage.archive import body_of
 
 from .conftest import Client, Inspector, all_samples
 
@@ -66,9 +66,7 @@ def post_twice(client: Client, inspector: Inspector, path: str, raw: bytes) -> t
 
 
 @pytest.mark.parametrize("sample", all_samples(), ids=lambda s: s.name)
-def test_a_lone_surrogate_in_a_body_is_stored_on_every_route(
-    client: Client, inspector: Inspector, sample: Any
-) -> None:
+def test_a_lone_surrogate_in_a_body_is_stored_on_every_route(client: Client, inspector: Inspector, sample: Any) -> None:
     value = sample.body()
     assert isinstance(value, dict)
     # What JavaScript or Java send when text is cut inside an emoji; json.dumps writes it as "\ud83d".

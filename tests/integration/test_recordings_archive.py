@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from airudder_ingest.recordings import RecordingsConsumer, presign_client, presigned_recording_url
+from airudder_ingest.recordings.copier import RecordingsConsumer, presign_client, presigned_recording_url
 from tools.recordings_server import expected_sha256
 from tools.recordings_testkit import RecordingsLab
 from tools.sqs_poller import lambda_record

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from airudder_ingest.recordings import RecordingsConsumer, RecordingsSettings
+from airudder_ingest.recordings.copier import RecordingsConsumer, RecordingsSettings
 from tools.recordings_server import RecordingsServer, expected_sha256
 from tools.recordings_testkit import RecordingsLab
 from tools.sqs_poller import lambda_record

@@ -64,7 +64,7 @@ def test_redrive_finds_the_local_queues_by_itself(lab: RecordingsLab) -> None:
     call = dead_letter_one(lab)
 
     dry = subprocess.run(
-        [sys.executable, "-m", "tools.redrive", "--endpoint-url", lab.running.moto_url, "--dry-run"],
+        [sys.executable, "-m", "airudder_ops.redrive", "--endpoint-url", lab.running.moto_url, "--dry-run"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -76,7 +76,7 @@ def test_redrive_finds_the_local_queues_by_itself(lab: RecordingsLab) -> None:
     assert lab.queue_counts(lab.dlq_url) == (1, 0)
 
     moved = subprocess.run(
-        [sys.executable, "-m", "tools.redrive", "--endpoint-url", lab.running.moto_url],
+        [sys.executable, "-m", "airudder_ops.redrive", "--endpoint-url", lab.running.moto_url],
         cwd=REPO,
         capture_output=True,
         text=True,

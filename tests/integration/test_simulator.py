@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from airudder_ingest.airudder_client import (
+from airudder_ingest.sync.client import (
     AirudderApiSettings,
     AirudderClient,
     AirudderCredentials,

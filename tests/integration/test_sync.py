@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from airudder_ingest.airudder_client import clear_token_cache
-from airudder_ingest.events import event_id
-from airudder_ingest.sync import PULL_ONLY_KEYS, Cursor
+from airudder_ingest.base.events import event_id
+from airudder_ingest.sync.client import clear_token_cache
+from airudder_ingest.sync.job import PULL_ONLY_KEYS, Cursor
 from tools.local_stack import LocalStack
 from tools.simulator import Fault, call_completed_body
 

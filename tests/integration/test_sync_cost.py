@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from airudder_ingest.airudder_client import clear_token_cache
-from airudder_ingest.events import iso_utc
+from airudder_ingest.base.events import iso_utc
+from airudder_ingest.sync.client import clear_token_cache
 from tools.local_stack import LocalStack
 from tools.simulator import AirudderSimulator
 

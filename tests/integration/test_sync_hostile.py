@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from airudder_ingest.airudder_client import clear_token_cache
-from airudder_ingest.archive import body_of
-from airudder_ingest.events import event_id
-from airudder_ingest.sync import webhook_body
+from airudder_ingest.base.events import event_id
+from airudder_ingest.storage.archive import body_of
+from airudder_ingest.sync.client import clear_token_cache
+from airudder_ingest.sync.job import webhook_body
 from tools.local_stack import LocalStack
 from tools.simulator import RawJson
 from tools.simulator.bodies import dump_json

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from airudder_ingest.airudder_client import (
+from airudder_ingest.sync.client import (
     ASSUMPTIONS,
     AirudderApiError,
     AirudderApiSettings,

@@ -14,15 +14,15 @@ import pytest
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
-from airudder_ingest.archive import (
+from airudder_ingest.models.record import EventRecord
+from airudder_ingest.storage.archive import (
     Envelope,
     batch_object_name,
     claim_key,
     iter_jsonl_gz,
 )
-from airudder_ingest.archiver import Archiver, inserted_item
-from airudder_ingest.models.record import EventRecord
-from airudder_ingest.store import event_item, quarantine_item
+from airudder_ingest.storage.store import event_item, quarantine_item
+from airudder_ingest.streams.archiver import Archiver, inserted_item
 
 STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/events/stream/2026-11-01T00:00:00.000"
 BUCKET = "archive"
@@ -311,7 +311,7 @@ class ListingS3(FakeS3):
 
 
 def test_readers_of_the_archive_never_see_the_set_aside_records() -> None:
-    from airudder_ingest.archive import ArchiveReader
+    from airudder_ingest.storage.archive import ArchiveReader
 
     s3 = ListingS3()
     bad = event_item(record_of(70), envelope=b"junk")

@@ -16,9 +16,9 @@ from botocore.exceptions import ClientError, NoCredentialsError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airudder_ingest import cli
-from airudder_ingest.archive import Envelope
-from airudder_ingest.export import (
+from airudder_ingest.storage.archive import Envelope
+from airudder_ops import cli
+from airudder_ops.export import (
     EVENT_COLUMNS,
     QUARANTINE_COLUMNS,
     CsvSink,
@@ -233,7 +233,7 @@ def test_an_envelope_in_a_claim_check_is_read_from_the_bucket(monkeypatch: pytes
     import boto3
     from moto import mock_aws
 
-    from airudder_ingest.archive import ClaimChecks, claim_key
+    from airudder_ingest.storage.archive import ClaimChecks, claim_key
 
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
         monkeypatch.setenv(name, value)

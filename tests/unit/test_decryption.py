@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from airudder_ingest.apigw import WebhookRequest
-from airudder_ingest.decryption import DecryptionFailed, DecryptionRule, PayloadDecryption, PayloadDecryptor
-from airudder_ingest.errors import AuthUnavailable
-from airudder_ingest.route_settings import RouteSettingsError
-from airudder_ingest.secret_values import SecretValues
+from airudder_ingest.base.errors import AuthUnavailable
+from airudder_ingest.base.secret_values import SecretValues
+from airudder_ingest.edge.apigw import WebhookRequest
+from airudder_ingest.edge.decryption import DecryptionFailed, DecryptionRule, PayloadDecryption, PayloadDecryptor
+from airudder_ingest.edge.route_settings import RouteSettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAINTEXT = json.dumps({"call_id": "s1", "status": "closed", "text": "Terima kasih ✓"}, ensure_ascii=False).encode()
@@ -196,8 +196,8 @@ def test_only_configured_routes_are_decrypted() -> None:
 def test_the_crypto_library_is_not_loaded_unless_a_route_decrypts() -> None:
     script = (
         "import sys\n"
-        "from airudder_ingest.http_edge import WebhookEdge\n"
-        "from airudder_ingest.decryption import PayloadDecryption\n"
+        "from airudder_ingest.edge.webhook import WebhookEdge\n"
+        "from airudder_ingest.edge.decryption import PayloadDecryption\n"
         "PayloadDecryption.from_json('')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'))\n"
     )

@@ -19,12 +19,12 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from moto import mock_aws
 
-from airudder_ingest import aws as aws_clients
-from airudder_ingest.archive import unpack_envelope
-from airudder_ingest.events import canonical_json, raw_digest
-from airudder_ingest.http_edge import WebhookEdge
-from airudder_ingest.route_settings import RouteSettingsError
-from airudder_ingest.settings import IngestSettings
+from airudder_ingest.base import aws as aws_clients
+from airudder_ingest.base.events import canonical_json, raw_digest
+from airudder_ingest.base.settings import IngestSettings
+from airudder_ingest.edge.route_settings import RouteSettingsError
+from airudder_ingest.edge.webhook import WebhookEdge
+from airudder_ingest.storage.archive import unpack_envelope
 from tools.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airudder_ingest.events import (
+from airudder_ingest.base.events import (
     canonical_json,
     event_id,
     iso_utc,

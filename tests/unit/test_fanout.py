@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 from botocore.exceptions import ClientError
 
-from airudder_ingest.archive import unpack_envelope
-from airudder_ingest.fanout import (
+from airudder_ingest.storage.archive import unpack_envelope
+from airudder_ingest.streams.fanout import (
     MAX_BYTES_PER_CALL,
     EventPublisher,
     FanoutSettings,
@@ -120,7 +120,7 @@ def test_calls_hold_at_most_ten_entries_and_256_kb() -> None:
     events = FakeEvents()
     EventPublisher(SETTINGS, events, None).handle({"Records": event_records(25)})
     assert [len(c) for c in events.calls] == [10, 10, 5]
-    from airudder_ingest.fanout import Pending
+    from airudder_ingest.streams.fanout import Pending
 
     big = [Pending(str(n), str(n), {"Source": "s", "DetailType": "t", "Detail": "x" * 60_000}) for n in range(10)]
     cut = list(chunks(big))
@@ -169,7 +169,7 @@ def test_no_failure_queue_means_refused_entries_go_back_to_lambda() -> None:
 
 
 def test_result_labels_come_from_the_body_and_are_labels_only() -> None:
-    from airudder_ingest.fanout import result_labels
+    from airudder_ingest.streams.fanout import result_labels
 
     body = {
         "intention": "A",

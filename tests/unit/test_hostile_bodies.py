@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from airudder_ingest.airudder_client import AirudderApiSettings, AirudderClient, AirudderCredentials
-from airudder_ingest.apigw import parse_event
-from airudder_ingest.archive import body_of, unpack_envelope
-from airudder_ingest.events import canonical_json, event_id, iso_utc, parse_offset, to_utc, utf8_text
-from airudder_ingest.limits import DIGEST_PREFIX, key_part, storable
-from airudder_ingest.sync import SyncReport, SyncSettings, WorkflowSync
-from airudder_ingest.sync import _Run as _SyncRun
+from airudder_ingest.base.events import canonical_json, event_id, iso_utc, parse_offset, to_utc, utf8_text
+from airudder_ingest.base.limits import DIGEST_PREFIX, key_part, storable
+from airudder_ingest.edge.apigw import parse_event
+from airudder_ingest.storage.archive import body_of, unpack_envelope
+from airudder_ingest.sync.client import AirudderApiSettings, AirudderClient, AirudderCredentials
+from airudder_ingest.sync.job import SyncReport, SyncSettings, WorkflowSync
+from airudder_ingest.sync.job import _Run as _SyncRun
 
 from .test_http_edge import TABLE, api_event, aws, make_edge  # noqa: F401 - aws is a fixture
 
@@ -228,7 +228,7 @@ def _as_text(raw: Any) -> str:
 
 
 def test_a_listing_keeps_entries_that_are_not_objects_for_the_sync() -> None:
-    from airudder_ingest.airudder_client import DEFAULT_PAGE_SCHEME
+    from airudder_ingest.sync.client import DEFAULT_PAGE_SCHEME
 
     answer = {DEFAULT_PAGE_SCHEME.items_key: [{"a": 1}, "text", 3]}
     assert DEFAULT_PAGE_SCHEME.items(answer) == [{"a": 1}, "text", 3]

@@ -14,13 +14,13 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from airudder_ingest.archive import ClaimChecks, unpack_envelope
-from airudder_ingest.auth import TokenVerifier
-from airudder_ingest.http_edge import WebhookEdge
-from airudder_ingest.recorder import EventRecorder
-from airudder_ingest.recording_queue import RecordingQueue
-from airudder_ingest.settings import IngestSettings
-from airudder_ingest.store import EventStore
+from airudder_ingest.base.settings import IngestSettings
+from airudder_ingest.edge.auth import TokenVerifier
+from airudder_ingest.edge.webhook import WebhookEdge
+from airudder_ingest.record.recorder import EventRecorder
+from airudder_ingest.record.recording_queue import RecordingQueue
+from airudder_ingest.storage.archive import ClaimChecks, unpack_envelope
+from airudder_ingest.storage.store import EventStore
 from tools.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -249,7 +249,7 @@ def test_an_unreadable_delivery_counts_in_the_unreadable_metric(
 ) -> None:
     from aws_lambda_powertools import Metrics
 
-    from airudder_ingest import http_edge
+    from airudder_ingest.edge import webhook as http_edge
 
     monkeypatch.setattr(http_edge, "metrics", Metrics(namespace="UnitTest", service="unit"))
     edge = make_edge(aws)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airudder_ingest.events import event_id
+from airudder_ingest.base.events import event_id
 from airudder_ingest.models import WebhookModel, model_for
 from airudder_ingest.models.leadgen import LeadgenCallCompleted, LeadgenCustomApiPush, LeadgenDialerPush
 from airudder_ingest.models.workflow import WorkflowCallCompleted, WorkflowCustomApiPush, WorkflowDialerPush

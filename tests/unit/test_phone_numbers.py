@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneMetadata, PhoneNumberFormat
 
-from airudder_ingest.events import normalise_phone
+from airudder_ingest.base.events import normalise_phone
 
 REGIONS = ["ID", "PH", "IN", "MX", "CN", "US"]
 NUMBER_TYPES = [
@@ -253,7 +253,7 @@ def test_numbers_sent_as_json_numbers() -> None:
 
 def test_the_layer_does_not_import_phonenumbers() -> None:
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, airudder_ingest.events; print('phonenumbers' in sys.modules)"],
+        [sys.executable, "-c", "import sys, airudder_ingest.base.events; print('phonenumbers' in sys.modules)"],
         capture_output=True,
         text=True,
         check=True,

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from airudder_ingest.recordings import (
+from airudder_ingest.recordings.copier import (
     CopyDeadline,
     RecordingCopier,
     RecordingsSettings,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from airudder_ingest.recordings import (
+from airudder_ingest.recordings.copier import (
     DEFAULT_ALLOWED_HOSTS,
     InvalidRecordingMessage,
     LinkRefused,
@@ -381,7 +381,7 @@ def test_the_copy_deadline_is_a_setting() -> None:
 def test_a_long_or_non_utf8_call_id_names_its_recording_by_a_digest() -> None:
     from datetime import UTC, datetime
 
-    from airudder_ingest.recordings import recording_key
+    from airudder_ingest.recordings.copier import recording_key
 
     day = datetime(2025, 4, 15, tzinfo=UTC)
     long_key = recording_key("c" * 3_000, day, "wav")

@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from airudder_ingest.recordings import (
+from airudder_ingest.recordings.copier import (
     READ_CHUNK_BYTES,
     RecordingStream,
     RetryableCopyError,

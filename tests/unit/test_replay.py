@@ -15,7 +15,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from airudder_ingest.archive import (
+from airudder_ingest.base.settings import IngestSettings
+from airudder_ingest.edge.auth import TokenVerifier
+from airudder_ingest.edge.webhook import WebhookEdge
+from airudder_ingest.record.recorder import EventRecorder
+from airudder_ingest.storage.archive import (
     RAW_PREFIX,
     ArchiveReader,
     ClaimChecks,
@@ -24,12 +28,8 @@ from airudder_ingest.archive import (
     partition_prefix,
     unpack_envelope,
 )
-from airudder_ingest.auth import TokenVerifier
-from airudder_ingest.http_edge import WebhookEdge
-from airudder_ingest.recorder import EventRecorder
-from airudder_ingest.replay import Delivery, Replayer
-from airudder_ingest.settings import IngestSettings
-from airudder_ingest.store import STATE_SK, EventStore
+from airudder_ingest.storage.store import STATE_SK, EventStore
+from airudder_ops.replay import Delivery, Replayer
 from tools.cfn import load_template
 
 ROOT = Path(__file__).resolve().parents[2]

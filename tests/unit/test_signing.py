@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from airudder_ingest.apigw import WebhookRequest
-from airudder_ingest.errors import AuthUnavailable, Unauthorized
-from airudder_ingest.route_settings import RouteSettings, RouteSettingsError
-from airudder_ingest.secret_values import SecretValues
-from airudder_ingest.signing import HmacSha256Verifier, SignatureRule, SignatureVerification
+from airudder_ingest.base.errors import AuthUnavailable, Unauthorized
+from airudder_ingest.base.secret_values import SecretValues
+from airudder_ingest.edge.apigw import WebhookRequest
+from airudder_ingest.edge.route_settings import RouteSettings, RouteSettingsError
+from airudder_ingest.edge.signing import HmacSha256Verifier, SignatureRule, SignatureVerification
 
 KEY = "s3cr3t-signing-key"
 BODY = b'{"call_id":"s1","status":"closed","timestamp":1744791160}'

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from airudder_ingest.airudder_client import AirudderApiSettings, PageScheme
-from airudder_ingest.events import canonical_json, event_id
+from airudder_ingest.base.events import canonical_json, event_id
 from airudder_ingest.models import WebhookModel, model_for
-from airudder_ingest.sync import (
+from airudder_ingest.sync.client import AirudderApiSettings, PageScheme
+from airudder_ingest.sync.job import (
     CALL_ROUTE,
     PLACEHOLDER_PREFIX,
     PULL_ONLY_KEYS,

@@ -6,7 +6,7 @@
         sim.add_calls(5)                            # the tenant grows
         report = sim.push_webhooks("http://127.0.0.1:3000", token="...")
 
-Paths and HTTP methods are those the client (airudder_ingest.airudder_client) uses by default;
+Paths and HTTP methods are those the client (airudder_ingest.sync.client) uses by default;
 the undocumented ones are assumptions listed there. Paging: page (from 1) and page_size, in the
 query of GET calls and the JSON body of POST calls; answers carry data.list, data.total, data.page
 and data.page_size. Time windows (start_time, end_time; start inclusive, end exclusive) select call

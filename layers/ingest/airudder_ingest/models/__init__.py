@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .base import FALLBACK_KIND, EventFacts, IdentifierMissing, WebhookModel, read_facts
-from .campaigns import CALL_MODELS, PLAN_MODELS, TASK_MODELS
-from .chatbot import (
+from airudder_ingest.models.base import FALLBACK_KIND, EventFacts, IdentifierMissing, WebhookModel, read_facts
+from airudder_ingest.models.campaigns import CALL_MODELS, PLAN_MODELS, TASK_MODELS
+from airudder_ingest.models.chatbot import (
     ChatbotAgentTransfer,
     ChatbotAgentTransferStar,
     ChatbotInbound,
@@ -23,9 +23,9 @@ from .chatbot import (
     ChatbotUserMessage,
     ChatbotUserMessageStar,
 )
-from .leadgen import LeadgenCallCompleted, LeadgenCustomApiPush, LeadgenDialerPush
-from .unknown import UnknownDelivery
-from .workflow import (
+from airudder_ingest.models.leadgen import LeadgenCallCompleted, LeadgenCustomApiPush, LeadgenDialerPush
+from airudder_ingest.models.unknown import UnknownDelivery
+from airudder_ingest.models.workflow import (
     WorkflowCallCompleted,
     WorkflowChatbotSessionEnded,
     WorkflowCustomApiPush,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import (
+from airudder_ingest.models.base import (
     AGENT,
     CALL_ID,
     CASE_ID,

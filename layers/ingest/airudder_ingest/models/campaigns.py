@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import TASK_ID, EventFacts, Text, WebhookModel, alias, file_under
-from .calls import PLAN_ID, CallFields, InfoCheckCallFields
+from airudder_ingest.models.base import TASK_ID, EventFacts, Text, WebhookModel, alias, file_under
+from airudder_ingest.models.calls import PLAN_ID, CallFields, InfoCheckCallFields
 
 PRODUCTS = {
     "collection": "Collection",

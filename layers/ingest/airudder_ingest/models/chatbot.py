@@ -16,7 +16,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .base import CASE_ID, EventFacts, Int, Phone, Text, WebhookModel, alias, file_under, first, text_or_none
+from airudder_ingest.models.base import (
+    CASE_ID,
+    EventFacts,
+    Int,
+    Phone,
+    Text,
+    WebhookModel,
+    alias,
+    file_under,
+    first,
+    text_or_none,
+)
 
 SESSION_ID = (
     "call_id",

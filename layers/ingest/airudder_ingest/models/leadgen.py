@@ -7,7 +7,7 @@ sent it, and a change to the Workflow parsing applies here too.
 
 from __future__ import annotations
 
-from .workflow import WorkflowCallCompleted, WorkflowCustomApiPush, WorkflowDialerPush
+from airudder_ingest.models.workflow import WorkflowCallCompleted, WorkflowCustomApiPush, WorkflowDialerPush
 
 
 class LeadgenDialerPush(WorkflowDialerPush):

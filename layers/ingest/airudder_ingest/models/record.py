@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..limits import MAX_SORT_KEY_BYTES, key_part
+from airudder_ingest.base.limits import MAX_SORT_KEY_BYTES, key_part
 
 
 def entity_key(kind: str, entity_id: str) -> str:

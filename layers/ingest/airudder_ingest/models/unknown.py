@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import model_validator
 
-from .base import FALLBACK_KIND, EventFacts, WebhookModel
+from airudder_ingest.models.base import FALLBACK_KIND, EventFacts, WebhookModel
 
 
 class UnknownDelivery(WebhookModel):

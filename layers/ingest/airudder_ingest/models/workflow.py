@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .base import (
+from airudder_ingest.models.base import (
     AGENT,
     CALL_ID,
     CASE_ID,
@@ -27,7 +27,14 @@ from .base import (
     first,
     http_link,
 )
-from .calls import CUSTOM_RESULTS, MAIN_NUMBER, TALK_RESULT, CallFields, InfoCheckCallFields, labels
+from airudder_ingest.models.calls import (
+    CUSTOM_RESULTS,
+    MAIN_NUMBER,
+    TALK_RESULT,
+    CallFields,
+    InfoCheckCallFields,
+    labels,
+)
 
 
 class _Tolerant(BaseModel):

@@ -35,10 +35,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .apigw import WebhookRequest
-from .route_settings import RouteSettings
-from .secret_values import Fetch, SecretValues, fetch_secret
-from .signing import decode_text
+from airudder_ingest.base.secret_values import Fetch, SecretValues, fetch_secret
+from airudder_ingest.edge.apigw import WebhookRequest
+from airudder_ingest.edge.route_settings import RouteSettings
+from airudder_ingest.edge.signing import decode_text
 
 SETTING = "PAYLOAD_DECRYPTION"
 AES_BLOCK_BYTES = 16

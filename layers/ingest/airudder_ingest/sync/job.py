@@ -37,25 +37,25 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from . import aws
-from .airudder_client import (
+from airudder_ingest.base import aws
+from airudder_ingest.base.errors import Unprocessable, failure_site
+from airudder_ingest.base.events import iso_utc, to_utc, utf8_text
+from airudder_ingest.base.secret_values import Fetch
+from airudder_ingest.base.settings import StoreSettings
+from airudder_ingest.edge.auth import fetch_secret
+from airudder_ingest.models import FALLBACK_KIND, EventFacts, WebhookModel, model_for, read_facts
+from airudder_ingest.models.record import EventRecord
+from airudder_ingest.record.recorder import EventRecorder, recording_fits_queue
+from airudder_ingest.record.recording_queue import RecordingQueue
+from airudder_ingest.storage.archive import Envelope
+from airudder_ingest.storage.store import EventStore
+from airudder_ingest.sync.client import (
     AirudderApiError,
     AirudderApiSettings,
     AirudderClient,
     AirudderCredentials,
     CredentialsProvider,
 )
-from .archive import Envelope
-from .auth import fetch_secret
-from .errors import Unprocessable, failure_site
-from .events import iso_utc, to_utc, utf8_text
-from .models import FALLBACK_KIND, EventFacts, WebhookModel, model_for, read_facts
-from .models.record import EventRecord
-from .recorder import EventRecorder, recording_fits_queue
-from .recording_queue import RecordingQueue
-from .secret_values import Fetch
-from .settings import StoreSettings
-from .store import EventStore
 
 logger = Logger(child=True)
 metrics = Metrics()

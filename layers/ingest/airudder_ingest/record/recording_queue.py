@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .models.record import EventRecord
-from .store import event_sort_key
+from airudder_ingest.models.record import EventRecord
+from airudder_ingest.storage.store import event_sort_key
 
 
 def recording_request(rec: EventRecord) -> dict[str, Any]:

@@ -11,8 +11,8 @@ import hmac
 import time
 from collections.abc import Callable, Mapping
 
-from .errors import Unauthorized
-from .secret_values import Fetch, SecretValues, fetch_secret
+from airudder_ingest.base.errors import Unauthorized
+from airudder_ingest.base.secret_values import Fetch, SecretValues, fetch_secret
 
 TOKEN_QUERY_PARAM = "token"  # noqa: S105 - a parameter name, not a secret
 TOKEN_HEADER = "x-webhook-token"  # noqa: S105 - a header name

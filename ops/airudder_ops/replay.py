@@ -26,13 +26,21 @@ from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from typing import Any
 
-from .apigw import WebhookRequest
-from .archive import QUARANTINE_PREFIX, RAW_PREFIX, ArchiveReader, Envelope, archive_line, body_of, unpack_envelope
-from .decryption import DecryptionFailed, PayloadDecryption
-from .events import canonical_json
-from .models import EventFacts, WebhookModel, all_models, read_facts
-from .models.record import EventRecord
-from .recorder import EventRecorder
+from airudder_ingest.base.events import canonical_json
+from airudder_ingest.edge.apigw import WebhookRequest
+from airudder_ingest.edge.decryption import DecryptionFailed, PayloadDecryption
+from airudder_ingest.models import EventFacts, WebhookModel, all_models, read_facts
+from airudder_ingest.models.record import EventRecord
+from airudder_ingest.record.recorder import EventRecorder
+from airudder_ingest.storage.archive import (
+    QUARANTINE_PREFIX,
+    RAW_PREFIX,
+    ArchiveReader,
+    Envelope,
+    archive_line,
+    body_of,
+    unpack_envelope,
+)
 
 SOURCE = "replay"
 # Facts a model derives from a body; a replay reports those that differ from the stored event's.

@@ -35,9 +35,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws
-from .archive import RAW_PREFIX, event_body, partition_prefix, unpack_envelope
-from .store import item_from_stream
+from airudder_ingest.base import aws
+from airudder_ingest.storage.archive import RAW_PREFIX, event_body, partition_prefix, unpack_envelope
+from airudder_ingest.storage.store import item_from_stream
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -61,7 +61,6 @@ RESULT_FIELDS = {
     "session_end_reason": "session_end_reason",
 }
 MAX_LABEL_CHARS = 100
-
 
 
 class PublishUnavailable(Exception):

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import IngestError
+from airudder_ingest.base.errors import IngestError
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,10 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import parse_url
 
-from . import aws
-from .limits import key_part
-from .observability import delivery_log_keys
-from .store import EventStore, event_sort_key
+from airudder_ingest.base import aws
+from airudder_ingest.base.limits import key_part
+from airudder_ingest.base.observability import delivery_log_keys
+from airudder_ingest.storage.store import EventStore, event_sort_key
 
 logger = Logger(child=True)
 metrics = Metrics()

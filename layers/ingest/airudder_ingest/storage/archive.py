@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .events import utf8_text
+from airudder_ingest.base.events import utf8_text
 
 RAW_PREFIX = "raw"
 QUARANTINE_PREFIX = "quarantine"

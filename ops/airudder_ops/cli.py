@@ -35,9 +35,17 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .archive import QUARANTINE_PREFIX, RAW_PREFIX, ArchiveReader, ClaimChecks, event_body, unpack_envelope
-from .events import iso_utc, normalise_phone, to_utc
-from .export import (
+from airudder_ingest.base.events import iso_utc, normalise_phone, to_utc
+from airudder_ingest.storage.archive import (
+    QUARANTINE_PREFIX,
+    RAW_PREFIX,
+    ArchiveReader,
+    ClaimChecks,
+    event_body,
+    unpack_envelope,
+)
+from airudder_ingest.storage.store import EventStore
+from airudder_ops.export import (
     EVENT_COLUMNS,
     FORMATS,
     QUARANTINE_COLUMNS,
@@ -49,10 +57,9 @@ from .export import (
     terminal_safe,
     write_export,
 )
-from .store import EventStore
 
 if TYPE_CHECKING:
-    from .replay import Replayer
+    from airudder_ops.replay import Replayer
 
 PROG = "airudder-data"
 EXIT_OK, EXIT_NOT_FOUND, EXIT_ERROR = 0, 1, 2
@@ -221,7 +228,7 @@ class Context:
     def ingest_settings(self) -> Any:
         from pydantic import ValidationError
 
-        from .settings import IngestSettings
+        from airudder_ingest.base.settings import IngestSettings
 
         values = {
             **self.target.settings,
@@ -495,7 +502,7 @@ def cmd_case(ctx: Context, args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_workflow(ctx: Context, args: argparse.Namespace, out: Output) -> int:
-    from .models.workflow import WorkflowStatusChanged
+    from airudder_ingest.models.workflow import WorkflowStatusChanged
 
     store = ctx.store
     workflow_id = args.workflow_id
@@ -618,7 +625,7 @@ def cmd_task(ctx: Context, args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_recording(ctx: Context, args: argparse.Namespace, out: Output) -> int:
-    from .recordings import presigned_recording_url
+    from airudder_ingest.recordings.copier import presigned_recording_url
 
     store = ctx.store
     if store.get_state("CALL", args.call_id) is None:
@@ -735,7 +742,7 @@ def cmd_unreadable(ctx: Context, args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_replay(ctx: Context, args: argparse.Namespace, out: Output) -> int:
-    from .replay import Delivery, ReplayResult, ReplaySummary
+    from airudder_ops.replay import Delivery, ReplayResult, ReplaySummary
 
     replayer = _replayer(ctx, dry_run=args.dry_run)
     deliveries: Iterable[Delivery]
@@ -798,10 +805,10 @@ def cmd_replay(ctx: Context, args: argparse.Namespace, out: Output) -> int:
 
 
 def _replayer(ctx: Context, *, dry_run: bool) -> Replayer:
-    from .decryption import PayloadDecryption
-    from .recorder import EventRecorder
-    from .recording_queue import RecordingQueue
-    from .replay import Replayer
+    from airudder_ingest.edge.decryption import PayloadDecryption
+    from airudder_ingest.record.recorder import EventRecorder
+    from airudder_ingest.record.recording_queue import RecordingQueue
+    from airudder_ops.replay import Replayer
 
     settings = ctx.ingest_settings()
     recordings = RecordingQueue(ctx.target.queue_url, ctx.client("sqs")) if ctx.target.queue_url else None
@@ -822,7 +829,7 @@ def cmd_rebuild_archive(ctx: Context, args: argparse.Namespace, out: Output) -> 
     """The archive's missing lines of a day range written again from the table (archive_rebuild.py)."""
     from datetime import UTC, datetime
 
-    from .archive_rebuild import rebuild_archive
+    from airudder_ops.archive_rebuild import rebuild_archive
 
     days = days_between(args.date_from, args.date_to)
     settled = iso_utc(datetime.now(UTC) - timedelta(minutes=args.settle_minutes)) if args.settle_minutes > 0 else None

@@ -1,9 +1,9 @@
 """Publish what the fan-out could not (`make republish`): the on-failure queue's parked entries, and the
 stream batches Lambda gave up on (read back from the table's stream while it still holds them, 24 h).
 
-    python -m tools.fanout_redrive --stack-name airudder-ingest          # a deployed stack (its outputs)
-    python -m tools.fanout_redrive --queue-url URL --event-bus NAME       # any queue and bus
-    python -m tools.fanout_redrive --endpoint-url http://127.0.0.1:5000 --queue-url URL --event-bus NAME
+    python -m airudder_ops.republish --stack-name airudder-ingest          # a deployed stack (its outputs)
+    python -m airudder_ops.republish --queue-url URL --event-bus NAME       # any queue and bus
+    python -m airudder_ops.republish --endpoint-url http://127.0.0.1:5000 --queue-url URL --event-bus NAME
 
 Run it once the cause is fixed. A message is deleted only when all it stands for is published; consumers
 dedupe on the event id, so publishing an event twice is harmless.
@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 
-from airudder_ingest.fanout import EventPublisher, FanoutSettings, redrive_failures
+from airudder_ingest.streams.fanout import EventPublisher, FanoutSettings, redrive_failures
 
 
 def _outputs(stack_name: str, endpoint_url: str | None) -> dict[str, str]:
@@ -27,7 +27,9 @@ def _outputs(stack_name: str, endpoint_url: str | None) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.fanout_redrive", description=(__doc__ or "").split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m airudder_ops.republish", description=(__doc__ or "").split("\n")[0]
+    )
     parser.add_argument("--stack-name")
     parser.add_argument("--queue-url")
     parser.add_argument("--event-bus")

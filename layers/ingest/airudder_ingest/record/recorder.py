@@ -15,15 +15,23 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from . import aws
-from .archive import ClaimChecks, Envelope, claim_key
-from .events import canonical_json, event_id, iso_utc, normalise_phone, parse_offset, raw_digest, to_utc
-from .limits import fact_fits
-from .models import EventFacts
-from .models.record import EventRecord
-from .recording_queue import RecordingQueue
-from .settings import StoreSettings
-from .store import MAX_INLINE_ENVELOPE_BYTES, EventStore
+from airudder_ingest.base import aws
+from airudder_ingest.base.events import (
+    canonical_json,
+    event_id,
+    iso_utc,
+    normalise_phone,
+    parse_offset,
+    raw_digest,
+    to_utc,
+)
+from airudder_ingest.base.limits import fact_fits
+from airudder_ingest.base.settings import StoreSettings
+from airudder_ingest.models import EventFacts
+from airudder_ingest.models.record import EventRecord
+from airudder_ingest.record.recording_queue import RecordingQueue
+from airudder_ingest.storage.archive import ClaimChecks, Envelope, claim_key
+from airudder_ingest.storage.store import MAX_INLINE_ENVELOPE_BYTES, EventStore
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,6 @@ def recording_fits_queue(rec: EventRecord) -> bool:
 
 @functools.cache
 def get_recorder() -> EventRecorder:
-    from .settings import get_settings
+    from airudder_ingest.base.settings import get_settings
 
     return EventRecorder.from_settings(get_settings())

@@ -41,10 +41,10 @@ from typing import Any
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from .events import shard_of
-from .limits import MAX_PARTITION_KEY_BYTES, fact_fits, storable
-from .limits import key_part as _key_part
-from .models.record import EventRecord, entity_key
+from airudder_ingest.base.events import shard_of
+from airudder_ingest.base.limits import MAX_PARTITION_KEY_BYTES, fact_fits, storable
+from airudder_ingest.base.limits import key_part as _key_part
+from airudder_ingest.models.record import EventRecord, entity_key
 
 __all__ = ["EventRecord", "EventStore", "PutOutcome", "entity_key", "event_sort_key", "index_key", "item_from_stream"]
 

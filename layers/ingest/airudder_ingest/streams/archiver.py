@@ -32,8 +32,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from . import aws
-from .archive import (
+from airudder_ingest.base import aws
+from airudder_ingest.storage.archive import (
     LINE_VERSION,
     QUARANTINE_PREFIX,
     UNARCHIVABLE_TYPE,
@@ -45,7 +45,7 @@ from .archive import (
     partition_prefix,
     unpack_envelope,
 )
-from .store import item_from_stream
+from airudder_ingest.storage.store import item_from_stream
 
 logger = Logger(child=True)
 metrics = Metrics()

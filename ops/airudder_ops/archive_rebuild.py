@@ -21,8 +21,15 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import IO, Any
 
-from .archive import ArchiveReader, ClaimChecks, json_line, line_place, partition_prefix, rebuild_object_name
-from .archiver import Unarchivable, item_line, line_id
+from airudder_ingest.storage.archive import (
+    ArchiveReader,
+    ClaimChecks,
+    json_line,
+    line_place,
+    partition_prefix,
+    rebuild_object_name,
+)
+from airudder_ingest.streams.archiver import Unarchivable, item_line, line_id
 
 Place = tuple[str, str, str]  # (area, webhook type, day)
 # A folder's missing lines are gathered in a temporary file: in memory up to this size, then on disk.

@@ -24,11 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .apigw import WebhookRequest, error_response, parse_event, respond
-from .archive import Envelope
-from .auth import TokenVerifier, presented_token
-from .decryption import DecryptionFailed, PayloadDecryption
-from .errors import (
+from airudder_ingest.base.errors import (
     IngestError,
     InvalidPayload,
     PayloadTooLarge,
@@ -37,12 +33,16 @@ from .errors import (
     Unprocessable,
     failure_site,
 )
-from .events import canonical_json, iso_utc
-from .models import EventFacts, WebhookModel, model_for, read_facts
-from .observability import append_event_id
-from .recorder import EventRecorder, Outcome
-from .settings import IngestSettings, get_settings
-from .signing import SignatureVerification
+from airudder_ingest.base.events import canonical_json, iso_utc
+from airudder_ingest.base.observability import append_event_id
+from airudder_ingest.base.settings import IngestSettings, get_settings
+from airudder_ingest.edge.apigw import WebhookRequest, error_response, parse_event, respond
+from airudder_ingest.edge.auth import TokenVerifier, presented_token
+from airudder_ingest.edge.decryption import DecryptionFailed, PayloadDecryption
+from airudder_ingest.edge.signing import SignatureVerification
+from airudder_ingest.models import EventFacts, WebhookModel, model_for, read_facts
+from airudder_ingest.record.recorder import EventRecorder, Outcome
+from airudder_ingest.storage.archive import Envelope
 
 logger = Logger(child=True)
 metrics = Metrics()

@@ -23,10 +23,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .apigw import WebhookRequest
-from .errors import Unauthorized
-from .route_settings import RouteSettings
-from .secret_values import Fetch, SecretValues, fetch_secret
+from airudder_ingest.base.errors import Unauthorized
+from airudder_ingest.base.secret_values import Fetch, SecretValues, fetch_secret
+from airudder_ingest.edge.apigw import WebhookRequest
+from airudder_ingest.edge.route_settings import RouteSettings
 
 SETTING = "SIGNATURE_VERIFICATION"
 DEFAULT_HEADER = "X-AIRudder-Sign"

@@ -1,8 +1,8 @@
 """Move the recordings that gave up (dead-letter queue) back to the recordings queue (`make redrive`).
 
-    python -m tools.redrive --stack-name airudder-ingest            # a deployed stack (its outputs)
-    python -m tools.redrive --queue-url URL --dlq-url URL            # any pair of queues
-    python -m tools.redrive --endpoint-url http://127.0.0.1:5000     # the local stack (make serve)
+    python -m airudder_ops.redrive --stack-name airudder-ingest            # a deployed stack (its outputs)
+    python -m airudder_ops.redrive --queue-url URL --dlq-url URL            # any pair of queues
+    python -m airudder_ops.redrive --endpoint-url http://127.0.0.1:5000     # the local stack (make serve)
 
 Each message is sent again with its body and attributes, then deleted from the dead-letter queue (a
 message is deleted only once its copy is sent). Messages come back as new ones, with a receive count of
@@ -116,7 +116,7 @@ def discover_queues(sqs: Any, name_hint: str = "Recordings") -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None, *, clients: Mapping[str, Any] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.redrive", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m airudder_ops.redrive", description=__doc__.splitlines()[0])
     parser.add_argument("--stack-name", help="deployed stack: queues from its outputs")
     parser.add_argument("--queue-url", help="the recordings queue")
     parser.add_argument("--dlq-url", help="its dead-letter queue")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import AuthUnavailable
+from airudder_ingest.base.errors import AuthUnavailable
 
 REFRESH_AFTER_MISMATCH_SECONDS = 30
 
@@ -45,7 +45,7 @@ _providers: dict[int, Any] = {}
 
 def fetch_secret(name: str, max_age: int, force: bool) -> Any:
     """A secret's value through Powertools Parameters, cached for `max_age` seconds."""
-    from . import aws
+    from airudder_ingest.base import aws
 
     client = aws.client("secretsmanager")
     provider = _providers.get(id(client))

@@ -1,0 +1,1 @@
+"""The HTTP edge of the webhook functions: API Gateway's event, token, signatures, decryption."""

@@ -1,0 +1,1 @@
+"""The recordings copier: call recordings from AIRUDDER's links into S3."""

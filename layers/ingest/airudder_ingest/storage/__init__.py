@@ -1,0 +1,1 @@
+"""Storage: the DynamoDB key design (store) and the archive's envelope, lines and layout."""

@@ -1,0 +1,1 @@
+"""The scheduled sync: AIRUDDER's workflow APIs read back into the recorder."""
