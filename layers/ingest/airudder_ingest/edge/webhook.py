@@ -17,7 +17,7 @@ import functools
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
@@ -38,11 +38,13 @@ from airudder_ingest.base.observability import append_event_id
 from airudder_ingest.base.settings import IngestSettings, get_settings
 from airudder_ingest.edge.apigw import WebhookRequest, error_response, parse_event, respond
 from airudder_ingest.edge.auth import TokenVerifier, presented_token
-from airudder_ingest.edge.decryption import DecryptionFailed, PayloadDecryption
-from airudder_ingest.edge.signing import SignatureVerification
 from airudder_ingest.models import EventFacts, WebhookModel, model_for, read_facts
 from airudder_ingest.record.recorder import EventRecorder, Outcome
 from airudder_ingest.storage.archive import Envelope
+
+if TYPE_CHECKING:  # imported at run time only when a setting turns them on (cold start)
+    from airudder_ingest.edge.decryption import PayloadDecryption
+    from airudder_ingest.edge.signing import SignatureVerification
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -53,9 +55,9 @@ class WebhookEdge:
         self.settings = settings
         self.recorder = recorder
         self.verifier = verifier
-        # Per-route callback checks, parsed once (cold start); both off unless configured.
-        self.signatures = SignatureVerification.from_json(settings.signature_verification)
-        self.decryption = PayloadDecryption.from_json(settings.payload_decryption)
+        # Per-route callback checks, parsed once (cold start); both off, and not even imported, unless configured.
+        self.signatures = signature_checks(settings.signature_verification)
+        self.decryption = payload_decryption(settings.payload_decryption)
 
     @classmethod
     def from_settings(cls, settings: IngestSettings) -> WebhookEdge:
@@ -146,7 +148,8 @@ class WebhookEdge:
             )
         if request.body_error:
             self._quarantine(request, model.webhook_type, received_at, InvalidPayload(request.body_error))
-        self.signatures.verify(request, model.webhook_type)
+        if self.signatures is not None:
+            self.signatures.verify(request, model.webhook_type)
         plaintext = self._decrypted(request, model.webhook_type, received_at)
         value, facts = self._decode(request, model, received_at, plaintext)
         rec = self.recorder.build_record(
@@ -167,6 +170,10 @@ class WebhookEdge:
     def _decrypted(self, request: WebhookRequest, webhook_type: str, received_at: str) -> bytes | None:
         """The plaintext of an encrypted route's body (None when the route is not encrypted). The
         ciphertext stays the body that is archived, or quarantined when it cannot be decrypted."""
+        if self.decryption is None:
+            return None
+        from airudder_ingest.edge.decryption import DecryptionFailed  # loaded with self.decryption
+
         try:
             return self.decryption.open(request, webhook_type)
         except DecryptionFailed as exc:
@@ -199,6 +206,24 @@ class WebhookEdge:
             request_id=request.request_id,
         )
         raise error
+
+
+def signature_checks(setting: str) -> SignatureVerification | None:
+    """SIGNATURE_VERIFICATION's checks, or None when the setting is blank (no route is signed)."""
+    if not setting.strip():
+        return None
+    from airudder_ingest.edge.signing import SignatureVerification
+
+    return SignatureVerification.from_json(setting)
+
+
+def payload_decryption(setting: str) -> PayloadDecryption | None:
+    """PAYLOAD_DECRYPTION's rules, or None when the setting is blank (no route is encrypted)."""
+    if not setting.strip():
+        return None
+    from airudder_ingest.edge.decryption import PayloadDecryption
+
+    return PayloadDecryption.from_json(setting)
 
 
 def _count_unreadable(webhook_type: str) -> None:
