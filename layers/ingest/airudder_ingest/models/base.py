@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -161,6 +163,22 @@ class WebhookModel(BaseModel):
 
     def facts(self) -> EventFacts:
         raise NotImplementedError
+
+
+Model = TypeVar("Model", bound=WebhookModel)
+
+
+def variant(body: type[Model], name: str, webhook_type: str, title: str, doc: str | None = None) -> type[Model]:
+    """The model `body` under a webhook type and title of its own: the same fields read the same way,
+    filed as another callback. A subclass named `name` in the calling module (where ROUTES finds it)."""
+    namespace = {
+        "__module__": sys._getframe(1).f_globals["__name__"],
+        "__qualname__": name,
+        "__doc__": doc,
+        "webhook_type": webhook_type,
+        "title": title,
+    }
+    return cast(type[Model], types.new_class(name, (body,), exec_body=lambda ns: ns.update(namespace)))
 
 
 def file_under(*chain: tuple[str, str, str | None], unreadable: tuple[str, ...] = (), **facts: Any) -> EventFacts:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airudder_ingest.models.base import TASK_ID, EventFacts, Text, WebhookModel, alias, file_under
+from airudder_ingest.models.base import TASK_ID, EventFacts, Model, Text, WebhookModel, alias, file_under, variant
 from airudder_ingest.models.calls import PLAN_ID, CallFields, InfoCheckCallFields
 
 PRODUCTS = {
@@ -54,21 +54,6 @@ class CampaignPlanFinished(WebhookModel):
         return file_under(("PLAN", "plan_id", self.plan_id), event_time=self.end_time, status=self.status)
 
 
-class CollectionPlanFinished(CampaignPlanFinished):
-    webhook_type = "collection.plan"
-    title = "Webhook of Plan (Collection)"
-
-
-class TelemarketingPlanFinished(CampaignPlanFinished):
-    webhook_type = "telemarketing.plan"
-    title = "Webhook of Plan (Telemarketing & E-commerce)"
-
-
-class InfoCheckPlanFinished(CampaignPlanFinished):
-    webhook_type = "infocheck.plan"
-    title = "Webhook of Plan (Info Check)"
-
-
 # --- Webhook of Task ---------------------------------------------------------------------------------
 
 
@@ -88,21 +73,6 @@ class CampaignTaskFinished(WebhookModel):
         return file_under(
             ("TASK", "task_id", self.task_id), event_time=self.end_time, status=self.status, task_id=self.task_id
         )
-
-
-class CollectionTaskFinished(CampaignTaskFinished):
-    webhook_type = "collection.task"
-    title = "Webhook of Task (Collection)"
-
-
-class TelemarketingTaskFinished(CampaignTaskFinished):
-    webhook_type = "telemarketing.task"
-    title = "Webhook of Task (Telemarketing & E-commerce)"
-
-
-class InfoCheckTaskFinished(CampaignTaskFinished):
-    webhook_type = "infocheck.task"
-    title = "Webhook of Task (Info Check)"
 
 
 # --- Webhook of Call ---------------------------------------------------------------------------------
@@ -128,34 +98,20 @@ class CampaignInfoCheckCallCompleted(InfoCheckCallFields):
         return self.call_facts()
 
 
-class CollectionCallCompleted(CampaignCallCompleted):
-    webhook_type = "collection.call"
-    title = "Webhook of Call (Collection)"
+# --- Each product's webhooks: the bodies above, under the product's own webhook type and title --------
 
 
-class TelemarketingCallCompleted(CampaignCallCompleted):
-    webhook_type = "telemarketing.call"
-    title = "Webhook of Call (Telemarketing & E-commerce)"
+def _webhook(body: type[Model], name: str, product: str, kind: str) -> type[Model]:
+    """The webhook of `kind` (plan, task, call) of one product: `body` under the product's type and title."""
+    return variant(body, name, f"{product}.{kind}", f"Webhook of {kind.title()} ({PRODUCTS[product]})")
 
 
-class InfoCheckCallCompleted(CampaignInfoCheckCallCompleted):
-    webhook_type = "infocheck.call"
-    title = "Webhook of Call (Info Check)"
-
-
-# The value of the {product} path segment -> the model of each webhook.
-PLAN_MODELS: dict[str, type[WebhookModel]] = {
-    "collection": CollectionPlanFinished,
-    "telemarketing": TelemarketingPlanFinished,
-    "infocheck": InfoCheckPlanFinished,
-}
-TASK_MODELS: dict[str, type[WebhookModel]] = {
-    "collection": CollectionTaskFinished,
-    "telemarketing": TelemarketingTaskFinished,
-    "infocheck": InfoCheckTaskFinished,
-}
-CALL_MODELS: dict[str, type[WebhookModel]] = {
-    "collection": CollectionCallCompleted,
-    "telemarketing": TelemarketingCallCompleted,
-    "infocheck": InfoCheckCallCompleted,
-}
+CollectionPlanFinished = _webhook(CampaignPlanFinished, "CollectionPlanFinished", "collection", "plan")
+TelemarketingPlanFinished = _webhook(CampaignPlanFinished, "TelemarketingPlanFinished", "telemarketing", "plan")
+InfoCheckPlanFinished = _webhook(CampaignPlanFinished, "InfoCheckPlanFinished", "infocheck", "plan")
+CollectionTaskFinished = _webhook(CampaignTaskFinished, "CollectionTaskFinished", "collection", "task")
+TelemarketingTaskFinished = _webhook(CampaignTaskFinished, "TelemarketingTaskFinished", "telemarketing", "task")
+InfoCheckTaskFinished = _webhook(CampaignTaskFinished, "InfoCheckTaskFinished", "infocheck", "task")
+CollectionCallCompleted = _webhook(CampaignCallCompleted, "CollectionCallCompleted", "collection", "call")
+TelemarketingCallCompleted = _webhook(CampaignCallCompleted, "TelemarketingCallCompleted", "telemarketing", "call")
+InfoCheckCallCompleted = _webhook(CampaignInfoCheckCallCompleted, "InfoCheckCallCompleted", "infocheck", "call")

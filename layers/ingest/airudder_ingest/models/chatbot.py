@@ -20,6 +20,7 @@ from airudder_ingest.models.base import (
     CASE_ID,
     EventFacts,
     Int,
+    Model,
     Phone,
     Text,
     WebhookModel,
@@ -27,6 +28,7 @@ from airudder_ingest.models.base import (
     file_under,
     first,
     text_or_none,
+    variant,
 )
 
 SESSION_ID = (
@@ -108,6 +110,12 @@ class _ChatbotFields(WebhookModel):
         )
 
 
+def _star(callback: type[Model], name: str) -> type[Model]:
+    """The "*" variant of a callback (what "*" denotes was not recovered): the same body, its own type."""
+    doc = f'The "*" variant of {callback.__name__} (what "*" denotes was not recovered).'
+    return variant(callback, name, f"{callback.webhook_type}_star", f"{callback.title} *", doc)
+
+
 # --- template messages ---------------------------------------------------------------------------------
 
 
@@ -167,11 +175,7 @@ class ChatbotAgentTransfer(_ChatbotFields):
         return self._facts(self._session())
 
 
-class ChatbotAgentTransferStar(ChatbotAgentTransfer):
-    """The "*" variant of the agent transfer request (what "*" denotes was not recovered)."""
-
-    webhook_type = "chatbot.agent_transfer_star"
-    title = "Callback agent transfer request *"
+ChatbotAgentTransferStar = _star(ChatbotAgentTransfer, "ChatbotAgentTransferStar")
 
 
 class ChatbotMessageStatus(_ChatbotFields):
@@ -185,11 +189,7 @@ class ChatbotMessageStatus(_ChatbotFields):
         return self._facts(self._message(), self._send_task(), self._session())
 
 
-class ChatbotMessageStatusStar(ChatbotMessageStatus):
-    """The "*" variant of the message status callback."""
-
-    webhook_type = "chatbot.message_status_star"
-    title = "Callback status change after the message is sent *"
+ChatbotMessageStatusStar = _star(ChatbotMessageStatus, "ChatbotMessageStatusStar")
 
 
 class ChatbotUserMessage(_ChatbotFields):
@@ -205,11 +205,7 @@ class ChatbotUserMessage(_ChatbotFields):
         return self._facts(self._message(), self._session())
 
 
-class ChatbotUserMessageStar(ChatbotUserMessage):
-    """The "*" variant of the user message callback."""
-
-    webhook_type = "chatbot.user_message_star"
-    title = "Callback message sent by user *"
+ChatbotUserMessageStar = _star(ChatbotUserMessage, "ChatbotUserMessageStar")
 
 
 # --- end of a session ----------------------------------------------------------------------------------
