@@ -3,17 +3,21 @@ is invoked on decides the webhook type (see airudder_ingest.models.ROUTES)."""
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from airudder_ingest.base.init_phase import init_phase
 
-from airudder_ingest.base.observability import record_delivery
-from airudder_ingest.edge.webhook import get_edge
+# Built during the init phase, which Lambda runs at full CPU: clients and settings, no network; the
+# route's model is imported by the first delivery (models.ROUTES). No garbage collection meanwhile.
+with init_phase():
+    from aws_lambda_powertools import Logger, Metrics
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger()
-metrics = Metrics()
-# Built during the init phase, which Lambda runs at full CPU: clients and settings, no network.
-edge = get_edge()
+    from airudder_ingest.base.observability import record_delivery
+    from airudder_ingest.edge.webhook import get_edge
+
+    logger = Logger()
+    metrics = Metrics()
+    edge = get_edge()
 
 
 @metrics.log_metrics
