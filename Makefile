@@ -25,7 +25,7 @@ demo: $(VENV)/.stamp
 
 ## The stack on embedded AWS until Ctrl-C: moto on MOTO_PORT (5000), the gateway on PORT (3000).
 serve: $(VENV)/.stamp
-	$(PY) -m tools.serve
+	$(PY) -m tools.demo.serve
 
 ## Unit and integration tests (integration tests start their own moto server and gateway).
 test: $(VENV)/.stamp
@@ -48,7 +48,7 @@ drills: $(VENV)/.stamp
 	DRILLS=full $(PY) -m pytest tests/integration/test_drills.py --durations=0
 
 events: $(VENV)/.stamp
-	$(PY) -m tools.apigw_events
+	$(PY) -m tools.local_aws.apigw_events
 
 ## Recordings that gave up (dead-letter queue) back to the recordings queue: STACK=<name> for a deployed
 ## stack (its outputs), QUEUE_URL=... DLQ_URL=... for any pair, else the local stack of `make serve`.
@@ -112,9 +112,9 @@ lint-cfn: $(VENV)/.stamp $(EXPANDED)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/cfn-lint $(EXPANDED)
 
-# The SAM transform, offline (fake region and account, bundled managed-policy map): see tools/expand_sam.py.
-$(EXPANDED): template.yaml tools/expand_sam.py $(VENV_SAM)/.stamp
-	$(VENV_SAM)/bin/python tools/expand_sam.py template.yaml -o $@
+# The SAM transform, offline (fake region and account, bundled managed-policy map): see tools/local_aws/expand_sam.py.
+$(EXPANDED): template.yaml tools/local_aws/expand_sam.py $(VENV)/.stamp
+	$(PY) -m tools.local_aws.expand_sam template.yaml -o $@
 
 ## checkov on the SAM-expanded template; skipped checks and their reasons: .checkov.yaml and README ("checkov").
 checkov: $(VENV_CHECKOV)/.stamp $(EXPANDED)

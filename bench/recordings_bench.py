@@ -32,7 +32,7 @@ def _probe(args: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "result.json"
         completed = subprocess.run(  # noqa: S603 - this interpreter, our own module and arguments
-            [sys.executable, "-m", "tools.recordings_probe", *args, "--result-file", str(out)],
+            [sys.executable, "-m", "tests.support.recordings_probe", *args, "--result-file", str(out)],
             cwd=REPO,
             env=dict(os.environ),
             stdout=subprocess.DEVNULL,
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(REPO), str(REPO / "layers" / "ingest"), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
-    from tools.recordings_testkit import RecordingsLab
+    from tests.support.recordings_testkit import RecordingsLab
 
     rows: list[dict[str, Any]] = []
     with RecordingsLab(parameters={"RecordingReadTimeoutSeconds": "30"}) as lab:

@@ -32,7 +32,7 @@ def measure(held: int, changed: int, per_workflow: int = 100) -> dict[str, Any]:
     from airudder_ingest.base.events import iso_utc
     from airudder_ingest.sync.client import clear_token_cache
     from tests.integration.sync_support import SyncRig, simulator
-    from tools.local_stack import LocalStack
+    from tools.local_aws.stack import LocalStack
 
     with (
         LocalStack(with_fault_proxy=False) as stack,

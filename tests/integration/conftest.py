@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from tools.apigw_events import ROUTE_PREFIX, sample_files
-from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
+from tools.local_aws.apigw_events import ROUTE_PREFIX, sample_files
+from tools.local_aws.stack import TEST_TIMEOUT_SCALE, LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -122,7 +122,7 @@ class Inspector:
 
     def _event_reader(self) -> Any:
         if self._reader is None:
-            from tools.stream_poller import StreamPoller
+            from tools.local_aws.stream_poller import StreamPoller
 
             def remember(batch: dict[str, Any]) -> None:
                 for record in batch["Records"]:

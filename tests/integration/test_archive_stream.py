@@ -20,8 +20,8 @@ from airudder_ingest.storage.archive import body_of, iter_jsonl_gz, line_place
 from airudder_ops.archive_rebuild import rebuild_archive
 from airudder_ops.cli import main as cli_main
 from tests.integration.conftest import Client, Inspector, Sample, all_samples
-from tools.local_stack import LocalStack
-from tools.stream_poller import StreamPoller
+from tools.local_aws.stack import LocalStack
+from tools.local_aws.stream_poller import StreamPoller
 
 pytestmark = pytest.mark.integration
 

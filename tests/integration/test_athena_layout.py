@@ -30,8 +30,8 @@ from airudder_ingest.storage.archive import (
     partition_prefix,
     unpack_envelope,
 )
-from tools.cfn import load_template
-from tools.local_stack import LocalStack
+from tools.local_aws.stack import LocalStack
+from tools.local_aws.template import load_template
 
 from .archive_support import EVERY_DAY, archive_stack
 from .conftest import Client, Inspector, all_samples

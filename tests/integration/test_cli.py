@@ -24,9 +24,9 @@ import requests
 from airudder_ingest.storage.archive import ArchiveReader, unpack_envelope
 from airudder_ingest.storage.store import STATE_SK, entity_key
 from airudder_ops.cli import main
-from tools.local_stack import LocalStack
-from tools.recordings_server import expected_sha256
-from tools.recordings_testkit import RecordingsLab
+from tests.support.recordings_testkit import RecordingsLab
+from tools.local_aws.stack import LocalStack
+from tools.simulator.recordings_server import expected_sha256
 
 from .archive_support import archive_stack
 from .conftest import EVENTS, Client, Inspector, all_samples

@@ -32,7 +32,7 @@ from airudder_ingest.storage.archive import (
     partition_prefix,
 )
 from airudder_ingest.storage.store import event_item
-from tools.local_aws import MotoServer, aws_client
+from tools.local_aws.moto_server import MotoServer, aws_client
 
 pytestmark = pytest.mark.integration
 

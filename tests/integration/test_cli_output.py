@@ -27,7 +27,7 @@ from airudder_ingest.models.record import EventRecord
 from airudder_ingest.storage.archive import Envelope
 from airudder_ops.cli import main
 from airudder_ops.export import EVENT_COLUMNS
-from tools.local_stack import LocalStack
+from tools.local_aws.stack import LocalStack
 
 from .archive_support import archive_stack
 from .conftest import EVENTS, Client, Inspector

@@ -48,7 +48,7 @@ from hypothesis import strategies as st
 from airudder_ingest.base.events import event_id
 from airudder_ingest.storage.archive import body_of, iter_jsonl_gz
 from airudder_ingest.sync.job import webhook_body
-from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
+from tools.local_aws.stack import TEST_TIMEOUT_SCALE, LocalStack
 from tools.simulator import AirudderSimulator, Delivery
 from tools.simulator.bodies import dump_json
 
@@ -202,7 +202,7 @@ def _contact(call_id: str, rec: str = "") -> dict[str, Any]:
 def test_a_handler_killed_mid_ingest_is_completed_by_the_retry(
     stop_after: str, stack: LocalStack, inspector: Inspector, client: Client, tmp_path: Path
 ) -> None:
-    from tools.gateway import build_event, match_route
+    from tools.local_aws.gateway import build_event, match_route
 
     assert stack.faults is not None
     call_id = f"kill-{stop_after}-{os.getpid()}-{time.monotonic_ns()}"

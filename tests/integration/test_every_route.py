@@ -14,9 +14,9 @@ import pytest
 from airudder_ingest.base.events import iso_utc, to_utc
 from airudder_ingest.models import ROUTES, EventFacts, WebhookModel, base, calls, chatbot, model_for, read_facts
 from airudder_ingest.storage.archive import archive_line
-from tools import cfn
-from tools.gateway import load_routes, match_route
-from tools.local_stack import LocalStack
+from tools.local_aws import template as cfn
+from tools.local_aws.gateway import load_routes, match_route
+from tools.local_aws.stack import LocalStack
 
 from .conftest import ROOT, Client, Inspector, Sample, all_samples
 

@@ -16,9 +16,9 @@ import jsonschema
 import pytest
 
 from tests.integration.conftest import Client, all_samples
-from tools.bus_subscription import BusSubscription
-from tools.local_stack import LocalStack
-from tools.stream_poller import StreamPoller
+from tools.demo.bus_subscription import BusSubscription
+from tools.local_aws.stack import LocalStack
+from tools.local_aws.stream_poller import StreamPoller
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "ingest-event.schema.json").read_text())
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.conftest import Client, all_samples
-from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
+from tools.local_aws.stack import TEST_TIMEOUT_SCALE, LocalStack
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tools.local_stack import LocalStack
+from tools.local_aws.stack import LocalStack
 
 from .conftest import Client, Inspector
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tools.local_stack import LocalStack
+from tools.local_aws.stack import LocalStack
 
 TEMPLATE = """
 AWSTemplateFormatVersion: "2010-09-09"

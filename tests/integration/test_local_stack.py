@@ -1,4 +1,4 @@
-"""tools.local_stack / local_aws / fault_proxy / gateway / serve / apigw_events against an embedded moto.
+"""tools.local_aws.stack / local_aws / fault_proxy / gateway / serve / apigw_events against an embedded moto.
 
 Two stacks, one after the other (class-scoped fixtures): the real template.yaml (resources, fault proxy,
 one smoke test through the real handler) and a throwaway template with toy handlers (gateway behaviour).
@@ -30,10 +30,10 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tools import cfn
-from tools.apigw_events import generate
-from tools.gateway import Functions
-from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
+from tools.local_aws import template as cfn
+from tools.local_aws.apigw_events import generate
+from tools.local_aws.gateway import Functions
+from tools.local_aws.stack import TEST_TIMEOUT_SCALE, LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -479,7 +479,7 @@ class TestGateway:
     def test_route_precedence(self, toy: LocalStack) -> None:
         exact = _echo(toy, "/webhooks/workflow/dialer", body=b"{}")
         assert exact["event"]["routeKey"] == "POST /webhooks/workflow/dialer"
-        assert exact["context"]["function_name"] == "toy-Exact"
+        assert exact["context"]["function_name"] == toy.resources["Exact"]["Ref"]
         assert "pathParameters" not in exact["event"]
         product = _echo(toy, "/webhooks/collection/call", body=b"{}")
         assert product["event"]["routeKey"] == "POST /webhooks/{product}/call"
@@ -487,7 +487,7 @@ class TestGateway:
         greedy = _echo(toy, "/webhooks/a/b", body=b"{}")
         assert greedy["event"]["routeKey"] == "POST /webhooks/{proxy+}"
         assert greedy["event"]["pathParameters"] == {"proxy": "a/b"}
-        assert greedy["context"]["function_name"] == "toy-CatchAll"
+        assert greedy["context"]["function_name"] == toy.resources["CatchAll"]["Ref"]
         anything = _echo(toy, "/things/42", method="DELETE")
         assert anything["event"]["routeKey"] == "ANY /things/{id}"
         assert anything["event"]["requestContext"]["http"]["method"] == "DELETE"
@@ -533,7 +533,7 @@ class TestGateway:
         assert context["routeKey"] == event["routeKey"]
         assert isinstance(context["timeEpoch"], int) and abs(context["timeEpoch"] / 1000 - time.time()) < 60
         assert context["requestId"] == headers["apigw-requestid"]
-        assert headers["x-fn"] == "toy-Exact"
+        assert headers["x-fn"] == toy.resources["Exact"]["Ref"]
         assert headers.get_all("set-cookie") == ["session=1; Path=/"]
         binary = _echo(
             toy, "/webhooks/workflow/dialer", body=b"\x00\xff", headers=[("Content-Type", "application/octet-stream")]
@@ -544,7 +544,8 @@ class TestGateway:
     def test_context_environment_and_layer(self, toy: LocalStack) -> None:
         result = _echo(toy, "/webhooks/workflow/dialer", body=b"{}")
         assert result["context"]["memory"] == "256"
-        assert result["context"]["arn"] == "arn:aws:lambda:us-east-1:123456789012:function:toy-Exact"
+        assert result["context"]["arn"] == toy.resources["Exact"]["Arn"]
+        assert result["context"]["arn"] == f"arn:aws:lambda:us-east-1:123456789012:function:{toy.resources['Exact']['Ref']}"
         assert 0 < result["context"]["remaining"] <= 5000
         assert result["env"] == {
             "TABLE": toy.resources["Table"]["Ref"],
@@ -557,7 +558,7 @@ class TestGateway:
         assert toy.functions.handler("Exact") is toy.functions.handler("Product")  # one module per CodeUri+Handler
 
     def test_errors_and_inferred_responses(self, toy: LocalStack, caplog: pytest.LogCaptureFixture) -> None:
-        with caplog.at_level(logging.ERROR, logger="tools.gateway"):
+        with caplog.at_level(logging.ERROR, logger="tools.local_aws.gateway"):
             status, headers, body = _request(toy.url("/boom"), body=b"{}")
         assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
         assert "RuntimeError: boom" in caplog.text
@@ -643,7 +644,11 @@ Resources:
   B: {Type: AWS::Serverless::Function, Properties: {CodeUri: ., Handler: a.h, Environment: {Variables: {X: "2"}}}}
 """
     )
-    functions = Functions(template, cfn.Resolver(template), tmp_path)
+    functions = Functions(
+        template,
+        tmp_path,
+        {name: {"FunctionName": name, **spec["Properties"]} for name, spec in template["Resources"].items()},
+    )
     with pytest.raises(cfn.TemplateError, match="X differs between A and B"):
         functions.environment()
 
@@ -659,7 +664,7 @@ def test_serve_prints_urls_and_answers(tmp_path: Path) -> None:
     env = {**os.environ, "PORT": "0", "MOTO_PORT": "0", "WEBHOOK_TOKEN": "serve-token"}
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "tools.serve", "--template", str(tmp_path / "template.yaml")],
+        [sys.executable, "-m", "tools.demo.serve", "--template", str(tmp_path / "template.yaml")],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from airudder_ingest.recordings.copier import RecordingsConsumer, RecordingsSettings
-from tools.recordings_server import RecordingsServer, expected_sha256
-from tools.recordings_testkit import RecordingsLab
-from tools.sqs_poller import lambda_record
+from tests.support.recordings_testkit import RecordingsLab
+from tools.local_aws.sqs_poller import lambda_record
+from tools.simulator.recordings_server import RecordingsServer, expected_sha256
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """The consumer's memory does not grow with the recording: RecordingsFunction's handler runs in a process
-of its own (tools.recordings_probe) against the local stack, and reports its peak resident memory."""
+of its own (tests.support.recordings_probe) against the local stack, and reports its peak resident memory."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.recordings_server import expected_sha256
-from tools.recordings_testkit import RecordingsLab
+from tests.support.recordings_testkit import RecordingsLab
+from tools.simulator.recordings_server import expected_sha256
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def consume_in_a_child(lab: RecordingsLab, tmp_path: Path, label: str) -> dict[s
         [
             sys.executable,
             "-m",
-            "tools.recordings_probe",
+            "tests.support.recordings_probe",
             "consume",
             "--queue-url",
             lab.queue_url,

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.recordings_testkit import RecordingsLab
 from tools import redrive
-from tools.recordings_server import expected_sha256
-from tools.recordings_testkit import RecordingsLab
+from tools.simulator.recordings_server import expected_sha256
 
 pytestmark = pytest.mark.integration
 

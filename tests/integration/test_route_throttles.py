@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
+from tools.local_aws.stack import TEST_TIMEOUT_SCALE, LocalStack
 
 from .conftest import EVENTS, Client, Inspector
 

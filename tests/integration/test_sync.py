@@ -14,7 +14,7 @@ import pytest
 from airudder_ingest.base.events import event_id
 from airudder_ingest.sync.client import clear_token_cache
 from airudder_ingest.sync.job import PULL_ONLY_KEYS, Cursor
-from tools.local_stack import LocalStack
+from tools.local_aws.stack import LocalStack
 from tools.simulator import Fault, call_completed_body
 
 from .sync_support import CALL_TYPE, Budget, SyncRig, assert_each_call_stored_once, simulator

@@ -12,7 +12,7 @@ import pytest
 
 from airudder_ingest.base.events import iso_utc
 from airudder_ingest.sync.client import clear_token_cache
-from tools.local_stack import LocalStack
+from tools.local_aws.stack import LocalStack
 from tools.simulator import AirudderSimulator
 
 from .sync_support import SyncRig, simulator

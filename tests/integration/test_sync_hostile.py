@@ -18,7 +18,7 @@ from airudder_ingest.base.events import event_id
 from airudder_ingest.storage.archive import body_of
 from airudder_ingest.sync.client import clear_token_cache
 from airudder_ingest.sync.job import webhook_body
-from tools.local_stack import LocalStack
+from tools.local_aws.stack import LocalStack
 from tools.simulator import RawJson
 from tools.simulator.bodies import dump_json
 

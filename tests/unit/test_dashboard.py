@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tools import cfn
+from tools.local_aws import template as cfn
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "ingest" / "airudder_ingest"

@@ -25,7 +25,7 @@ from airudder_ingest.base.settings import IngestSettings
 from airudder_ingest.edge.route_settings import RouteSettingsError
 from airudder_ingest.edge.webhook import WebhookEdge
 from airudder_ingest.storage.archive import unpack_envelope
-from tools.cfn import load_template
+from tools.local_aws.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "unit-token"

@@ -1,11 +1,11 @@
-"""tools.gateway's route throttles: the token bucket, and the settings read from the template."""
+"""tools.local_aws.gateway's route throttles: the token bucket, and the settings read from the template."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tools import cfn
-from tools.gateway import Throttle, TokenBucket, load_routes
+from tools.local_aws import template as cfn
+from tools.local_aws.gateway import Throttle, TokenBucket, load_routes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,7 +92,8 @@ Resources:
 def test_route_settings_win_then_the_apis_route_settings_then_its_default() -> None:
     template = cfn.merge_globals(cfn.loads_template(TEMPLATE))
     throttles = {
-        route.path: route.throttle for route in load_routes(template, cfn.Resolver(template, parameters={"Rate": 9}))
+        route.path: route.throttle
+        for route in load_routes(template, cfn.TemplateDefaults(template, parameters={"Rate": 9}))
     }
     assert throttles == {
         "/own": Throttle(rate=5, burst=9),  # the event's settings, parameters resolved
@@ -107,7 +108,7 @@ def test_route_settings_win_then_the_apis_route_settings_then_its_default() -> N
 def test_the_templates_routes_get_the_throttle_of_their_kind_from_the_stacks_parameters() -> None:
     template = cfn.merge_globals(cfn.load_template(ROOT / "template.yaml"))
     parameters = {"CallRoutesThrottlingBurstLimit": 11, "OtherRoutesThrottlingRateLimit": 0}
-    resolver = cfn.Resolver(template, parameters=parameters)
+    resolver = cfn.TemplateDefaults(template, parameters=parameters)
     routes = {route.path: route.throttle for route in load_routes(template, resolver)}
     assert routes["/webhooks/workflow/dialer"] == Throttle(rate=2000, burst=11)
     assert routes["/webhooks/{product}/plan"] == Throttle(rate=0, burst=1000)

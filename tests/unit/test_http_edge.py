@@ -21,7 +21,7 @@ from airudder_ingest.record.recorder import EventRecorder
 from airudder_ingest.record.recording_queue import RecordingQueue
 from airudder_ingest.storage.archive import ClaimChecks, unpack_envelope
 from airudder_ingest.storage.store import EventStore
-from tools.cfn import load_template
+from tools.local_aws.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "unit-token"

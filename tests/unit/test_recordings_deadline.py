@@ -26,7 +26,7 @@ from airudder_ingest.recordings.copier import (
     RetryableCopyError,
     _BoundedBody,
 )
-from tools.recordings_server import RecordingsServer
+from tools.simulator.recordings_server import RecordingsServer
 
 DEADLINE_SECONDS = 1.5  # a dripping server needs 10x longer: the server tells whether it was cut midway
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: audio/wav\r\nContent-Length: 100\r\n\r\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.sqs_poller import failed_ids, lambda_record
+from tools.local_aws.sqs_poller import failed_ids, lambda_record
 
 IDS = ["m1", "m2", "m3"]
 

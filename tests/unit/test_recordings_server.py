@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tools.recordings_server import RecordingsServer, audio_bytes, audio_chunks, expected_sha256
+from tools.simulator.recordings_server import RecordingsServer, audio_bytes, audio_chunks, expected_sha256
 
 
 @pytest.fixture(scope="module")

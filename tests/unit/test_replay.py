@@ -30,7 +30,7 @@ from airudder_ingest.storage.archive import (
 )
 from airudder_ingest.storage.store import STATE_SK, EventStore
 from airudder_ops.replay import Delivery, Replayer
-from tools.cfn import load_template
+from tools.local_aws.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "unit-token"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from tools.stream_poller import filter_patterns, lambda_record, matches
+from tools.local_aws.stream_poller import filter_patterns, lambda_record, matches
 
 EVENT_ONLY = {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"item_type": {"S": ["event"]}}}}
 

@@ -26,7 +26,7 @@ from airudder_ingest.sync.job import (
     secret_credentials,
     webhook_body,
 )
-from tools.cfn import load_template, merge_globals
+from tools.local_aws.template import load_template, merge_globals
 from tools.simulator import Dataset, DatasetConfig, call_completed_body, call_record
 
 ROOT = Path(__file__).resolve().parents[2]

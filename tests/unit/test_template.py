@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from airudder_ingest.models import ROUTES
-from tools.cfn import load_template, merge_globals
+from tools.local_aws.template import load_template, merge_globals
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = merge_globals(load_template(ROOT / "template.yaml"))

@@ -37,11 +37,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from tools import cfn
+from tools.local_aws.template import TemplateDefaults, TemplateError, resources_of_type, scalar_text
 
-log = logging.getLogger("tools.gateway")
+log = logging.getLogger("tools.local_aws.gateway")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 IMPLICIT_HTTP_API = "ServerlessHttpApi"  # what SAM calls the API of HttpApi events without ApiId
@@ -52,6 +52,20 @@ NOT_FOUND = (404, {"content-type": "application/json"}, b'{"message":"Not Found"
 TOO_LARGE = (413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
 INTERNAL_ERROR = (500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
 TOO_MANY_REQUESTS = (429, {"content-type": "application/json"}, b'{"message":"Too Many Requests"}')
+
+
+class Resolves(Protocol):
+    """What the routes need of a stack: template values resolved, and which resources it holds
+    (tools.local_aws.stack.StackValues for a running stack, TemplateDefaults without one)."""
+
+    def resolve(self, value: Any) -> Any: ...
+
+    def resource_enabled(self, logical_id: str) -> bool: ...
+
+
+def api_id_for(stack_name: str, logical_id: str) -> str:
+    """A stable 10-character id shaped like an API Gateway id."""
+    return hashlib.sha256(f"{stack_name}/{logical_id}".encode()).hexdigest()[:10]
 
 
 # ---------------------------------------------------------------------------------------------- throttles
@@ -179,7 +193,7 @@ def _api_logical_id(value: Any) -> str:
         return str(value["Ref"])
     if isinstance(value, str):
         return value
-    raise cfn.TemplateError(f"HttpApi event ApiId must be a !Ref to an HttpApi, got {value!r}")
+    raise TemplateError(f"HttpApi event ApiId must be a !Ref to an HttpApi, got {value!r}")
 
 
 def _api_properties(template: Mapping[str, Any], api_id: str) -> Mapping[str, Any]:
@@ -190,14 +204,14 @@ def _api_properties(template: Mapping[str, Any], api_id: str) -> Mapping[str, An
     return (template.get("Globals") or {}).get("HttpApi") or {} if api_id == IMPLICIT_HTTP_API else {}
 
 
-def load_routes(template: Mapping[str, Any], resolver: cfn.Resolver | None = None) -> list[Route]:
+def load_routes(template: Mapping[str, Any], resolver: Resolves | None = None) -> list[Route]:
     """Every HttpApi event of the (enabled) serverless functions, in template order, each with its throttle:
     per limit, the event's RouteSettings, else the API's RouteSettings for the route key, else the API's
     DefaultRouteSettings (intrinsics resolved with the resolver's parameters)."""
-    resolver = resolver or cfn.Resolver(template)
+    resolver = resolver or TemplateDefaults(template)
     routes: list[Route] = []
     seen: dict[tuple[str, str], str] = {}
-    for logical_id, resource in cfn.resources_of_type(template, "AWS::Serverless::Function").items():
+    for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
         if not resolver.resource_enabled(logical_id):
             continue
         for event_name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
@@ -209,7 +223,7 @@ def load_routes(template: Mapping[str, Any], resolver: cfn.Resolver | None = Non
             if path is None and method is None:
                 path, method = "$default", "ANY"
             elif path is None or method is None:
-                raise cfn.TemplateError(f"{logical_id}.{event_name}: HttpApi needs both Path and Method")
+                raise TemplateError(f"{logical_id}.{event_name}: HttpApi needs both Path and Method")
             method = str(method).upper()
             if method in ("X-AMAZON-APIGATEWAY-ANY-METHOD", "*"):
                 method = "ANY"
@@ -225,7 +239,7 @@ def load_routes(template: Mapping[str, Any], resolver: cfn.Resolver | None = Non
             route = dataclasses.replace(route, throttle=throttle)
             key = (route.api_id, route.route_key)
             if key in seen:
-                raise cfn.TemplateError(f"route {route.route_key} declared by both {seen[key]} and {logical_id}")
+                raise TemplateError(f"route {route.route_key} declared by both {seen[key]} and {logical_id}")
             seen[key] = logical_id
             if payload != "2.0":
                 log.warning("%s: payload format %s is not emulated; the 2.0 event is sent", route.route_key, payload)
@@ -233,16 +247,16 @@ def load_routes(template: Mapping[str, Any], resolver: cfn.Resolver | None = Non
     by_key: dict[str, str] = {}
     for route in routes:  # one local port serves every HttpApi: their routes must not collide
         if route.route_key in by_key and by_key[route.route_key] != route.api_id:
-            raise cfn.TemplateError(f"route {route.route_key} is declared on two HttpApis; cannot serve both")
+            raise TemplateError(f"route {route.route_key} is declared on two HttpApis; cannot serve both")
         by_key[route.route_key] = route.api_id
     return routes
 
 
-def load_event_sources(template: Mapping[str, Any], resolver: cfn.Resolver | None = None) -> list[EventSource]:
+def load_event_sources(template: Mapping[str, Any], resolver: Resolves | None = None) -> list[EventSource]:
     """Every non-HttpApi event of the (enabled) serverless functions."""
-    resolver = resolver or cfn.Resolver(template)
+    resolver = resolver or TemplateDefaults(template)
     sources = []
-    for logical_id, resource in cfn.resources_of_type(template, "AWS::Serverless::Function").items():
+    for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
         if not resolver.resource_enabled(logical_id):
             continue
         for event_name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
@@ -336,8 +350,8 @@ def build_event(
     request_id: str | None = None,
     time_epoch_ms: int | None = None,
     api_id: str = "local",
-    region: str = cfn.DEFAULT_REGION,
-    account_id: str = cfn.ACCOUNT_ID,
+    region: str = TemplateDefaults.region,
+    account_id: str = TemplateDefaults.account_id,
     stage: str = "$default",
     protocol: str = "HTTP/1.1",
     forwarded_proto: str = "https",
@@ -453,9 +467,9 @@ def http_response(result: Any) -> tuple[int, dict[str, str], list[str], bytes]:
     status = result["statusCode"]
     if isinstance(status, bool) or not isinstance(status, int | str) or not str(status).isdigit():
         raise ValueError(f"statusCode must be an integer, got {status!r}")
-    headers = {str(k).lower(): cfn.scalar_text(v) for k, v in (result.get("headers") or {}).items()}
+    headers = {str(k).lower(): scalar_text(v) for k, v in (result.get("headers") or {}).items()}
     for name, values in (result.get("multiValueHeaders") or {}).items():
-        headers[str(name).lower()] = ",".join(cfn.scalar_text(v) for v in values)
+        headers[str(name).lower()] = ",".join(scalar_text(v) for v in values)
     cookies = [str(cookie) for cookie in result.get("cookies") or []]
     raw = result.get("body")
     body: bytes
@@ -545,19 +559,26 @@ def _layer_dirs(template_dir: Path, template: Mapping[str, Any], layers: Any, fu
 
 
 class Functions:
-    """The template's serverless functions, their handlers (imported on first use) and invocation."""
+    """The stack's functions, their handlers (imported on first use) and invocation.
+
+    ``configurations``: logical id -> the function's configuration as Lambda reports it (moto's, for a
+    stack it created: name, ARN, handler, timeout, memory, resolved environment). The code and layer
+    folders come from the Globals-merged SAM ``template`` (CodeUri, Layers' ContentUri)."""
 
     def __init__(
         self,
         template: Mapping[str, Any],
-        resolver: cfn.Resolver,
         template_dir: str | Path,
+        configurations: Mapping[str, Mapping[str, Any]],
         *,
+        region: str = TemplateDefaults.region,
+        account_id: str = TemplateDefaults.account_id,
         timeout_scale: float = 1.0,
     ) -> None:
         self.template = template
-        self.resolver = resolver
         self.template_dir = Path(template_dir).resolve()
+        self.region = region
+        self.account_id = account_id
         # Every function here shares one process and two cores with its neighbours, and one moto server:
         # a busy machine stretches wall time in ways a Lambda never sees. Tests that do not test the
         # timeout scale it up, so that its outcome never depends on the machine's load.
@@ -568,37 +589,35 @@ class Functions:
         self._saved_env: dict[str, str | None] = {}
         self._added_paths: list[str] = []
         self._set_aside: dict[str, types.ModuleType] | None = None
-        for logical_id, resource in cfn.resources_of_type(template, "AWS::Serverless::Function").items():
-            if resolver.resource_enabled(logical_id):
-                self.specs[logical_id] = self._spec(logical_id, resource.get("Properties") or {})
+        declared = resources_of_type(template, "AWS::Serverless::Function")
+        for logical_id, configuration in configurations.items():
+            props = (declared.get(logical_id) or {}).get("Properties") or {}
+            self.specs[logical_id] = self._spec(logical_id, props, configuration)
 
-    def _spec(self, logical_id: str, props: Mapping[str, Any]) -> FunctionSpec:
-        r = self.resolver
-        code_uri = r.resolve(props.get("CodeUri")) if "CodeUri" in props else None
+    def _spec(self, logical_id: str, props: Mapping[str, Any], configuration: Mapping[str, Any]) -> FunctionSpec:
+        code_uri = props.get("CodeUri")
         if not isinstance(code_uri, str) or code_uri.startswith("s3://"):
             code_dir = Path("/nonexistent")
             log.warning("%s: CodeUri %r is not a local folder; it cannot be invoked", logical_id, code_uri)
         else:
             code_dir = (self.template_dir / code_uri).resolve()
-        name = r.resolve(props["FunctionName"]) if "FunctionName" in props else f"{r.stack_name}-{logical_id}"
-        variables = r.resolve((props.get("Environment") or {}).get("Variables") or {})
-        logging_config = props.get("LoggingConfig") or {}
-        try:
-            log_group = str(r.resolve(logging_config["LogGroup"])) if "LogGroup" in logging_config else ""
-        except cfn.UnresolvedReference:
-            log_group = ""
+        name = str(configuration["FunctionName"])
+        variables = (configuration.get("Environment") or {}).get("Variables") or {}
+        log_group = str((configuration.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{name}")
         return FunctionSpec(
             logical_id=logical_id,
-            name=str(name),
-            arn=f"arn:{r.partition}:lambda:{r.region}:{r.account_id}:function:{name}",
+            name=name,
+            arn=str(
+                configuration.get("FunctionArn") or f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+            ),
             code_dir=code_dir,
-            handler=str(r.resolve(props.get("Handler", ""))),
+            handler=str(configuration.get("Handler", "")),
             layer_dirs=_layer_dirs(self.template_dir, self.template, props.get("Layers"), logical_id),
-            environment={str(k): cfn.scalar_text(v) for k, v in variables.items()},
-            timeout=float(r.resolve(props.get("Timeout", 3))),
-            memory_mb=int(r.resolve(props.get("MemorySize", 128))),
-            runtime=str(r.resolve(props.get("Runtime", ""))),
-            log_group=log_group or f"/aws/lambda/{name}",
+            environment={str(k): scalar_text(v) for k, v in variables.items()},
+            timeout=float(configuration.get("Timeout", 3)),
+            memory_mb=int(configuration.get("MemorySize", 128)),
+            runtime=str(configuration.get("Runtime", "")),
+            log_group=log_group,
             events=props.get("Events") or {},
         )
 
@@ -611,7 +630,7 @@ class Functions:
         for logical_id, spec in self.specs.items():
             for key, value in spec.environment.items():
                 if key in merged and merged[key] != value:
-                    raise cfn.TemplateError(
+                    raise TemplateError(
                         f"environment variable {key} differs between {owner[key]} and {logical_id}; "
                         "they cannot share one local process"
                     )
@@ -700,7 +719,7 @@ class Functions:
         spec = self.spec(logical_id)
         module_path, sep, attribute = spec.handler.rpartition(".")
         if not sep or not module_path:
-            raise cfn.TemplateError(f"{logical_id}: Handler {spec.handler!r} is not module.function")
+            raise TemplateError(f"{logical_id}: Handler {spec.handler!r} is not module.function")
         key = (spec.code_dir, module_path)
         with self._lock:
             module = self._modules.get(key)
@@ -709,7 +728,7 @@ class Functions:
                 self._modules[key] = module
         function = getattr(module, attribute, None)
         if not callable(function):
-            raise cfn.TemplateError(f"{logical_id}: {spec.handler} not found in {spec.code_dir}")
+            raise TemplateError(f"{logical_id}: {spec.handler} not found in {spec.code_dir}")
         return function
 
     @staticmethod
@@ -871,8 +890,8 @@ class Gateway:
             source_ip=source_ip,
             request_id=request_id,
             api_id=self.api_ids.get(route.api_id, "local"),
-            region=self.functions.resolver.region,
-            account_id=self.functions.resolver.account_id,
+            region=self.functions.region,
+            account_id=self.functions.account_id,
             forwarded_proto="http",
             forwarded_port=port,
         )

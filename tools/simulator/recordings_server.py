@@ -29,7 +29,7 @@ GET /audio/<seed>.<ext>?<options> (the seed picks the bytes: the same seed, size
   drip_headers=S    send the status line and headers one byte every S seconds (likewise)
 Requests are counted per path and query, so every distinct URL has its own "first N".
 
-``python -m tools.recordings_server [--port 8082]`` serves until Ctrl-C.
+``python -m tools.simulator.recordings_server [--port 8082]`` serves until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -429,7 +429,9 @@ def _small(handler: _Handler, status: int, text: str, headers: dict[str, str] | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.recordings_server", description="local recordings server")
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.simulator.recordings_server", description="local recordings server"
+    )
     parser.add_argument("--port", type=int, default=8082)
     args = parser.parse_args(argv)
     with RecordingsServer(args.port) as server:

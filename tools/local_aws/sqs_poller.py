@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-log = logging.getLogger("tools.sqs_poller")
+log = logging.getLogger("tools.local_aws.sqs_poller")
 
 
 @dataclass

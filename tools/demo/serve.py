@@ -1,4 +1,4 @@
-"""``python -m tools.serve`` (make serve): the stack on embedded AWS until Ctrl-C.
+"""``python -m tools.demo.serve`` (make serve): the stack on embedded AWS until Ctrl-C.
 
 moto listens on MOTO_PORT (default 5000), the gateway on PORT (default 3000); the webhook token is
 WEBHOOK_TOKEN or local-dev-token. Every route of template.yaml is printed with its ?token= URL. The
@@ -16,7 +16,7 @@ import threading
 from types import FrameType
 from typing import TextIO
 
-from tools.local_stack import LocalStack
+from tools.local_aws.stack import LocalStack
 
 
 def _parameter_overrides(items: list[str]) -> dict[str, str]:
@@ -50,7 +50,7 @@ def describe(stack: LocalStack, out: TextIO = sys.stdout) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.serve", description=__doc__.splitlines()[0] if __doc__ else ""
+        prog="python -m tools.demo.serve", description=__doc__.splitlines()[0] if __doc__ else ""
     )
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "5000")))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))

@@ -1,4 +1,4 @@
-"""``python -m tools.apigw_events`` (make events): API Gateway v2 events for every sample body.
+"""``python -m tools.local_aws.apigw_events`` (make events): API Gateway v2 events for every sample body.
 
 A sample ``events/<route suffix>/<name>.json`` is the body AIRUDDER posts to ``/webhooks/<route suffix>``;
 this writes the event the deployed function receives for it to ``events/apigw/<route suffix>/<name>.json``
@@ -15,11 +15,11 @@ import logging
 import sys
 from pathlib import Path
 
-from tools import cfn
-from tools.gateway import Route, build_event, load_routes, match_route, new_request_id
-from tools.local_aws import DEFAULT_TOKEN, api_id_for
+from tools.local_aws.gateway import Route, api_id_for, build_event, load_routes, match_route, new_request_id
+from tools.local_aws.moto_server import DEFAULT_STACK_NAME, DEFAULT_TOKEN
+from tools.local_aws.template import load_template, merge_globals
 
-log = logging.getLogger("tools.apigw_events")
+log = logging.getLogger("tools.local_aws.apigw_events")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = "apigw"
@@ -65,7 +65,7 @@ def event_for(sample: Path, events_root: Path, routes: list[Route], *, token: st
         source_ip="203.0.113.10",
         request_id=new_request_id(seed),
         time_epoch_ms=BASE_EPOCH_MS + offset_ms,
-        api_id=api_id_for(cfn.DEFAULT_STACK_NAME, route.api_id),
+        api_id=api_id_for(DEFAULT_STACK_NAME, route.api_id),
     )
 
 
@@ -78,7 +78,7 @@ def generate(
 ) -> list[Path]:
     """Write events/apigw/... for every sample; returns the files written or already up to date."""
     root = Path(events_root)
-    template = cfn.merge_globals(cfn.load_template(template_path))
+    template = merge_globals(load_template(template_path))
     routes = load_routes(template)
     written: list[Path] = []
     for sample in sample_files(root):
@@ -107,7 +107,7 @@ def generate(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.apigw_events", description=__doc__.splitlines()[0] if __doc__ else ""
+        prog="python -m tools.local_aws.apigw_events", description=__doc__.splitlines()[0] if __doc__ else ""
     )
     parser.add_argument("--events-dir", default=str(REPO_ROOT / "events"))
     parser.add_argument("--template", default=str(REPO_ROOT / "template.yaml"))

@@ -14,7 +14,7 @@ import os
 from collections import Counter
 from typing import Any, TextIO
 
-from tools.local_stack import LocalStack
+from tools.local_aws.stack import LocalStack
 from tools.simulator import AirudderSimulator, Dataset, DatasetConfig, call_completed_body
 
 APP_KEY, APP_SECRET = "demo-app-key", "demo-app-secret"

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-log = logging.getLogger("tools.fault_proxy")
+log = logging.getLogger("tools.local_aws.fault_proxy")
 
 BLOCK = 64 * 1024
 INSPECT_LIMIT = 1024 * 1024  # bodies up to this size are read whole to find the operation / resource

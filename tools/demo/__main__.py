@@ -26,12 +26,12 @@ from typing import Any, TextIO
 
 import requests
 
-from tools.apigw_events import ROUTE_PREFIX, sample_files
-from tools.bus_subscription import BusSubscription
-from tools.local_stack import LOCAL_RECORDING_HOSTS, LocalStack
-from tools.recordings_server import RecordingsServer
-from tools.serve import describe
-from tools.sync_demo import run_sync_demo
+from tools.demo.bus_subscription import BusSubscription
+from tools.demo.serve import describe
+from tools.demo.sync_demo import run_sync_demo
+from tools.local_aws.apigw_events import ROUTE_PREFIX, sample_files
+from tools.local_aws.stack import LOCAL_RECORDING_HOSTS, LocalStack
+from tools.simulator.recordings_server import RecordingsServer
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 COUNTERS = ("received", "stored", "duplicates", "quarantined", "rejected")

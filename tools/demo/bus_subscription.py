@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tools.local_stack import LocalStack
+from tools.local_aws.stack import LocalStack
 
 # Every event the fan-out publishes (README, "Fan-out").
 EVERY_INGEST_EVENT = {"source": ["airudder.ingest"]}

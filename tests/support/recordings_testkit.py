@@ -18,9 +18,9 @@ from typing import Any
 from airudder_ingest.record.recording_queue import RecordingQueue
 from airudder_ingest.storage.archive import Envelope
 from airudder_ingest.storage.store import EventRecord, EventStore
-from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
-from tools.recordings_server import RecordingsServer
-from tools.sqs_poller import BatchOutcome, SqsPoller
+from tools.local_aws.sqs_poller import BatchOutcome, SqsPoller
+from tools.local_aws.stack import TEST_TIMEOUT_SCALE, LocalStack
+from tools.simulator.recordings_server import RecordingsServer
 
 # Template parameters for local runs: the recordings server is on 127.0.0.1 (its port is added to the
 # allow-list when it starts: other ports stay refused); no backoff between attempts; a read timeout

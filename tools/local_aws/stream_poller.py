@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-log = logging.getLogger("tools.stream_poller")
+log = logging.getLogger("tools.local_aws.stream_poller")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Expand a SAM template into plain CloudFormation, offline, for `cfn-lint` and checkov.
+"""Expand a SAM template into plain CloudFormation, offline: for the local stack, `cfn-lint` and checkov.
 
 cfn-lint and `sam validate --lint` look at AWS::Serverless::* resources without expanding them, so a
 wrong !Ref or !GetAtt inside a function (in Globals too) passes both. Running the SAM transform here
@@ -8,10 +8,9 @@ Offline: a fake region and account, local code paths replaced by a fake S3 URI (
 does), and the managed-policy names resolved from the map bundled with aws-sam-translator (no IAM call).
 A policy name that map does not know fails the run instead of asking IAM.
 
-Runs with the interpreter of .venv-sam (aws-sam-translator comes with aws-sam-cli there; it pins a
-pydantic that the runtime pins exclude). Usage:
+The local stack (tools.local_aws.stack) gives the expansion to moto's CloudFormation. Usage:
 
-    .venv-sam/bin/python tools/expand_sam.py [template.yaml] [-o build/template.expanded.json]
+    python -m tools.local_aws.expand_sam [template.yaml] [-o build/template.expanded.json]
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tools.local_aws.template import load_template
 
 FAKE_REGION = "us-east-1"
 FAKE_ACCOUNT_ID = "123456789012"
@@ -45,40 +44,6 @@ _GLOBALS_TYPE = {
     "StateMachine": "AWS::Serverless::StateMachine",
     "LayerVersion": "AWS::Serverless::LayerVersion",
 }
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation short-form intrinsics (!Ref, !GetAtt, !Sub, ...)."""
-
-
-def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "Condition":
-        return {"Condition": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        resource, _, attribute = value.partition(".")
-        return {"Fn::GetAtt": [resource, attribute]}
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
-
-
-def load_template(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
-    # JSON is YAML too; _CfnLoader is a SafeLoader.
-    data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_CfnLoader)
-    if not isinstance(data, dict):
-        raise SystemExit(f"{path}: not a template (top level is not a mapping)")
-    return data
 
 
 def _replace_local_paths(template: dict[str, Any]) -> None:
