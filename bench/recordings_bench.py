@@ -4,7 +4,7 @@ side in one run (absolute numbers on this machine say little about Lambda; the r
     .venv/bin/python bench/recordings_bench.py [--sizes-mib 10 200] [--repeat 1] [--json out.json]
 
 Everything runs against the local stack (template.yaml on moto) and the local recordings server. Each
-measurement is a fresh process (tools/recordings_probe.py) whose peak resident memory is /proc's VmHWM:
+measurement is a fresh process (tests/support/recordings_probe.py) whose peak resident memory is /proc's VmHWM:
   copier                  RecordingsFunction's handler: HTTP stream -> SHA-256 -> S3 (PutObject / parts)
   upload_fileobj(http)    boto3 upload_fileobj(response.raw) of the same link: no hash, no checks
   upload_fileobj(local)   boto3 upload_fileobj of the same bytes generated in the process: no HTTP

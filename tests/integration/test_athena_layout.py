@@ -51,7 +51,7 @@ REJECTED = {
 
 
 def table_input(stack: LocalStack, logical_id: str) -> dict[str, Any]:
-    """The table's TableInput from template.yaml (parsed with tools.cfn), intrinsics resolved for the
+    """The table's TableInput from template.yaml, intrinsics resolved by moto's CloudFormation for the
     local stack (its bucket name, the parameters' defaults, the Mappings)."""
     resources = load_template(ROOT / "template.yaml")["Resources"]
     assert resources[logical_id]["Type"] == "AWS::Glue::Table"

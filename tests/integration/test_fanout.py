@@ -285,9 +285,9 @@ def test_log_lines_of_a_delivery_join_up(
     [published] = subscription.take()
     assert published["detail"]["request_id"] == request_id
     lines = [json.loads(line) for line in seen.getvalue().splitlines()]
-    webhook = [line for line in lines if line.get("function_name", "").endswith("WorkflowCallFunction")]
-    publisher = [line for line in lines if line.get("function_name", "").endswith("FanoutFunction")]
-    recording = [line for line in lines if line.get("function_name", "").endswith("RecordingsFunction")]
+    webhook = [line for line in lines if line.get("function_name") == stack.resources["WorkflowCallFunction"]["Ref"]]
+    publisher = [line for line in lines if line.get("function_name") == stack.resources["FanoutFunction"]["Ref"]]
+    recording = [line for line in lines if line.get("function_name") == stack.resources["RecordingsFunction"]["Ref"]]
     assert webhook and publisher and recording
     assert {line.get("correlation_id") for line in webhook + recording + publisher} == {request_id}
     assert {line.get("event_id") for line in webhook + recording + publisher} == {event_id}

@@ -162,6 +162,35 @@ class TestRealTemplate:
         )
         assert json.loads(secret["SecretString"]) == {"current": "test-token-123"}
 
+    def test_outputs_name_the_created_resources(self, stack: LocalStack) -> None:
+        outputs = stack.boto3_client("cloudformation").describe_stacks(StackName=stack.stack_name)["Stacks"][0]
+        values = {o["OutputKey"]: o["OutputValue"] for o in outputs["Outputs"]}
+        assert values["EventsTableName"] == stack.resources["EventsTable"]["Ref"]
+        assert values["ArchiveBucketName"] == stack.resources["ArchiveBucket"]["Ref"]
+        assert values["RecordingsQueueUrl"] == stack.resources["RecordingsQueue"]["QueueUrl"]
+        assert values["WebhookTokenSecretArn"] == stack.resources["WebhookTokenSecret"]["Ref"]
+        assert values["WorkflowDialerUrl"].endswith("/webhooks/workflow/dialer")
+
+    def test_the_cli_finds_the_local_stack_by_its_outputs(self, stack: LocalStack) -> None:
+        body = (ROOT / "events/workflow/call/completed.json").read_bytes()
+        call_id = json.loads(body)["call_id"]
+        status, _, answer = _request(stack.url("/webhooks/workflow/call", with_token=True), body=body)
+        assert status == 200, answer
+        script = Path(sys.executable).with_name("airudder-data")
+        assert script.exists(), "airudder-data is not installed: run `make venv` (pip install -e .)"
+        done = subprocess.run(
+            [str(script), "call", call_id, "--json", "--stack", stack.stack_name, "--endpoint-url", stack.moto_url],
+            env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        found = json.loads(done.stdout)
+        assert found["call_id"] == call_id
+        assert [event["call_id"] for event in found["events"]] == [call_id]
+
     def test_environment_points_at_the_local_stack(self, stack: LocalStack) -> None:
         assert os.environ["AWS_ENDPOINT_URL"] == stack.aws_endpoint_url != stack.moto_url
         assert os.environ["EVENTS_TABLE"] == stack.resources["EventsTable"]["Ref"]
@@ -545,7 +574,8 @@ class TestGateway:
         result = _echo(toy, "/webhooks/workflow/dialer", body=b"{}")
         assert result["context"]["memory"] == "256"
         assert result["context"]["arn"] == toy.resources["Exact"]["Arn"]
-        assert result["context"]["arn"] == f"arn:aws:lambda:us-east-1:123456789012:function:{toy.resources['Exact']['Ref']}"
+        name = toy.resources["Exact"]["Ref"]
+        assert result["context"]["arn"] == f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
         assert 0 < result["context"]["remaining"] <= 5000
         assert result["env"] == {
             "TABLE": toy.resources["Table"]["Ref"],

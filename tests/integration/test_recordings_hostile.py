@@ -1,5 +1,5 @@
 """The recordings copier against servers that misbehave on purpose (issue 11): a real local recordings
-server (tools/recordings_server.py: slow drip, an HTML page instead of the file, another port), the local
+server (tools/simulator/recordings_server.py: slow drip, an HTML page instead of the file, another port), the local
 stack from template.yaml on moto over HTTP, and RecordingsFunction fed as Lambda's SQS mapping does."""
 
 from __future__ import annotations

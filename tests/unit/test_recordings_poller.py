@@ -1,4 +1,4 @@
-"""tools/sqs_poller.py: the parts of Lambda's SQS event source mapping the local stack relies on."""
+"""tools/local_aws/sqs_poller.py: the parts of Lambda's SQS event source mapping the local stack relies on."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""tools/recordings_server.py over real HTTP: the bytes it serves are the ones the tests expect, and it
+"""tools/simulator/recordings_server.py over real HTTP: the bytes it serves are the ones the tests expect, and it
 fails the way it is asked to."""
 
 from __future__ import annotations

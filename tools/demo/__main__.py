@@ -7,7 +7,7 @@ from the table's stream: deliveries, event items, archive objects, objects per 1
 which events reached a queue subscribed to the stack's EventBridge bus (fan-out: one per stored event,
 none for redeliveries). Last,
 the scheduled sync
-(tools/sync_demo.py): a simulated AIRUDDER tenant pushes its call webhooks with some dropped, the sync
+(tools/demo/sync_demo.py): a simulated AIRUDDER tenant pushes its call webhooks with some dropped, the sync
 runs, and every call is checked in DynamoDB. Then it stops.
 """
 

@@ -41,6 +41,7 @@ def describe(stack: LocalStack, out: TextIO = sys.stdout) -> None:
     out.write(f"moto     {stack.moto_url}   (aws --endpoint-url {stack.moto_url} ..., fake credentials)\n")
     if stack.faults is not None:
         out.write(f"proxy    {stack.aws_endpoint_url}   (what the functions call)\n")
+    out.write(f"CLI      airudder-data --stack {stack.stack_name} --endpoint-url {stack.moto_url} call CALL_ID\n")
     out.write("Resources:\n")
     for logical_id, values in stack.resources.items():
         out.write(f"  {logical_id:<28} {values['Ref']}\n")
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         parameters=_parameter_overrides(args.parameter),
         # Recording links queued by the webhooks are copied into the archive bucket in the background.
         with_recordings_consumer=True,
-        # The table's stream drives its consumers in the background (tools/stream_poller.py): the archiver
+        # The table's stream drives its consumers in the background (tools/local_aws/stream_poller.py): the archiver
         # (the batched archive in S3) and the fan-out publisher.
         with_stream_consumers=True,
     ) as stack:

@@ -368,11 +368,11 @@ class LocalStack:
                 continue
             elif kind == "AWS::Events::EventBus":
                 # moto resolves a Ref to a bus to its model object, not its name: bind the name first.
-                name = props.get("Name")
-                if isinstance(name, dict) and isinstance(name.get("Fn::Sub"), str):
-                    name = name["Fn::Sub"].replace("${AWS::StackName}", self.stack_name)
-                if isinstance(name, str) and "${" not in name:
-                    _bind(expanded, logical_id, name)
+                bus_name: Any = props.get("Name")
+                if isinstance(bus_name, dict) and isinstance(bus_name.get("Fn::Sub"), str):
+                    bus_name = bus_name["Fn::Sub"].replace("${AWS::StackName}", self.stack_name)
+                if isinstance(bus_name, str) and "${" not in bus_name:
+                    _bind(expanded, logical_id, bus_name)
                 continue
             elif kind == "AWS::Lambda::EventSourceMapping":
                 # moto would invoke the function itself (it needs Docker for that, and fails the write that

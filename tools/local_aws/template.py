@@ -77,10 +77,16 @@ def resources_of_type(template: Mapping[str, Any], *types: str) -> dict[str, dic
     }
 
 
+def _intrinsic(value: Mapping[str, Any]) -> bool:
+    """``{"Ref": ...}`` or ``{"Fn::...": ...}``: a value SAM's merge treats as a primitive."""
+    return len(value) == 1 and (next(iter(value)) == "Ref" or str(next(iter(value))).startswith("Fn::"))
+
+
 def _merge(global_value: Any, local_value: Any) -> Any:
     """SAM's Globals merge: maps merge key by key, lists concatenate (globals first), the rest is local."""
-    intrinsic = isinstance(local_value, dict) and len(local_value) == 1 and str(next(iter(local_value))) == "Ref"
-    if isinstance(global_value, dict) and isinstance(local_value, dict) and not intrinsic:
+    if isinstance(global_value, dict) and isinstance(local_value, dict) and not (
+        _intrinsic(global_value) or _intrinsic(local_value)
+    ):
         merged = copy.deepcopy(global_value)
         for key, value in local_value.items():
             merged[key] = _merge(global_value[key], value) if key in global_value else copy.deepcopy(value)
