@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 HANDLER_FILE = REPO_ROOT / "functions" / "recordings" / "app.py"
 LAYER_DIR = REPO_ROOT / "layers" / "ingest"
 

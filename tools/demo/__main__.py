@@ -33,7 +33,7 @@ from tools.local_aws.apigw_events import ROUTE_PREFIX, sample_files
 from tools.local_aws.stack import LOCAL_RECORDING_HOSTS, LocalStack
 from tools.simulator.recordings_server import RecordingsServer
 
-EVENTS = Path(__file__).resolve().parent.parent / "events"
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 COUNTERS = ("received", "stored", "duplicates", "quarantined", "rejected")
 # The samples' recording links point at AIRUDDER; the demo serves them from a local recordings server.
 SAMPLE_RECORDING = re.compile(r"https://recordings\.airudder\.com/[^\"]*/([0-9a-fA-F]+)\.wav")

@@ -21,7 +21,7 @@ from tools.local_aws.template import load_template, merge_globals
 
 log = logging.getLogger("tools.local_aws.apigw_events")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_DIR = "apigw"
 # Folders of events/ that hold other events than webhook bodies (e.g. a DynamoDB stream batch).
 NOT_WEBHOOK_DIRS = (OUTPUT_DIR, "stream")

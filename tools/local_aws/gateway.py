@@ -650,7 +650,7 @@ class Functions:
     def _deployed_modules(self) -> dict[str, types.ModuleType]:
         """Modules of sys.modules loaded from the code roots (the local tooling and tests excepted)."""
         roots = [str(root) + os.sep for root in self.code_roots()]
-        own = str(Path(__file__).resolve().parent) + os.sep
+        own = str(Path(__file__).resolve().parents[1]) + os.sep  # tools/
         found = {}
         for name, module in list(sys.modules.items()):
             if name == "tools" or name.startswith(("tools.", "tests.", "test_")) or name in ("conftest", "tests"):

@@ -432,10 +432,11 @@ class LocalStack:
         """What moto's CloudFormation does not apply: TTL, bucket lifecycle, bucket policies."""
         assert self.resolver is not None
         physical = self.resolver.physical_ids
+        unsupported: dict[str, list[str]] = {}
         for logical_id, resource in (self.expanded.get("Resources") or {}).items():
             kind = resource.get("Type")
             if logical_id not in physical and kind not in ("AWS::S3::BucketPolicy",):
-                self.notes.append(f"{logical_id}: {kind} not created (moto's CloudFormation does not support it)")
+                unsupported.setdefault(str(kind), []).append(logical_id)
                 continue
             props = resource.get("Properties") or {}
             if kind == "AWS::DynamoDB::Table":
@@ -452,6 +453,8 @@ class LocalStack:
                 self._fill_in_bucket(physical[logical_id], self.resolver.resolve(props))
             elif kind == "AWS::S3::BucketPolicy":
                 self._fill_in_bucket_policy(logical_id, self.resolver.resolve(props))
+        for kind, logical_ids in unsupported.items():
+            self.notes.append(f"{kind} not created (moto's CloudFormation lacks it): {', '.join(logical_ids)}")
 
     def _fill_in_table(self, name: str, props: Mapping[str, Any]) -> None:
         """A table's point-in-time recovery (moto's CloudFormation does not apply it)."""
@@ -561,9 +564,21 @@ class LocalStack:
                     self.moto.reset()
                 except OSError:
                     log.warning("could not reset moto on stop")
+            elif self._started and self.resolver is not None:
+                self._delete_stack()  # another stack still runs: free this one's name for the next
             self.moto.stop()
             self.moto = None
         self._started = False
+
+    def _delete_stack(self) -> None:
+        try:
+            self.boto3_client("cloudformation").delete_stack(StackName=self.stack_name)
+            secretsmanager = self.boto3_client("secretsmanager")
+            for values in self.resources.values():
+                if values.get("Type") == "AWS::SecretsManager::Secret":
+                    secretsmanager.delete_secret(SecretId=values["Ref"], ForceDeleteWithoutRecovery=True)
+        except Exception:
+            log.warning("could not delete stack %s from moto on stop", self.stack_name, exc_info=True)
 
     # ------------------------------------------------------------------ addresses
 

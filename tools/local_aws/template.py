@@ -84,8 +84,10 @@ def _intrinsic(value: Mapping[str, Any]) -> bool:
 
 def _merge(global_value: Any, local_value: Any) -> Any:
     """SAM's Globals merge: maps merge key by key, lists concatenate (globals first), the rest is local."""
-    if isinstance(global_value, dict) and isinstance(local_value, dict) and not (
-        _intrinsic(global_value) or _intrinsic(local_value)
+    if (
+        isinstance(global_value, dict)
+        and isinstance(local_value, dict)
+        and not (_intrinsic(global_value) or _intrinsic(local_value))
     ):
         merged = copy.deepcopy(global_value)
         for key, value in local_value.items():
