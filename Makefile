@@ -51,9 +51,9 @@ events: $(VENV)/.stamp
 	$(PY) -m tools.local_aws.apigw_events
 
 ## Recordings that gave up (dead-letter queue) back to the recordings queue: STACK=<name> for a deployed
-## stack (its outputs), QUEUE_URL=... DLQ_URL=... for any pair, else the local stack of `make serve`.
+## stack (its outputs), QUEUE_URL=... DLQ_URL=... for any pair, else the local stack of `make serve` (its outputs too).
 redrive: $(VENV)/.stamp
-	$(PY) -m airudder_ops.redrive $(if $(STACK),--stack-name $(STACK),$(if $(QUEUE_URL),--queue-url $(QUEUE_URL) --dlq-url $(DLQ_URL),--endpoint-url http://127.0.0.1:$(or $(MOTO_PORT),5000))) $(REDRIVE_ARGS)
+	$(PY) -m airudder_ops.redrive $(if $(STACK),--stack-name $(STACK),$(if $(QUEUE_URL),--queue-url $(QUEUE_URL) --dlq-url $(DLQ_URL),--stack-name airudder-local --endpoint-url http://127.0.0.1:$(or $(MOTO_PORT),5000))) $(REDRIVE_ARGS)
 
 ## Events the fan-out could not publish (its on-failure queue) published again: STACK=<name> for a deployed
 ## stack (its outputs), or REPUBLISH_ARGS="--queue-url URL --event-bus NAME [--endpoint-url URL]".
