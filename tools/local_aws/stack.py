@@ -26,6 +26,7 @@ one to stop empties it.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import logging
@@ -62,7 +63,7 @@ from tools.local_aws.moto_server import (
 )
 from tools.local_aws.sqs_poller import SqsPoller
 from tools.local_aws.stream_poller import StreamPoller, filter_patterns
-from tools.local_aws.template import TemplateError, load_template, merge_globals, scalar_text
+from tools.local_aws.template import TemplateError, load_template, loads_template, merge_globals, scalar_text
 
 log = logging.getLogger("tools.local_aws.stack")
 
@@ -121,6 +122,13 @@ class StackValues:
 
     def parameter(self, name: str) -> Any:
         return self.parameters[name]
+
+
+@functools.lru_cache(maxsize=8)
+def _expansion(template_text: str, region: str) -> str:
+    """aws-sam-translator's expansion of a template, as JSON (once per text: most stacks of a test run
+    share one template, and the transform takes most of a second)."""
+    return json.dumps(expand(loads_template(template_text), region=region, account_id=ACCOUNT_ID))
 
 
 def _plain(value: Any) -> Any:
@@ -352,7 +360,7 @@ class LocalStack:
 
     def _create_stack(self) -> None:
         """Expand the template, create what moto's CloudFormation lacks first, then ``create_stack``."""
-        expanded = expand(load_template(self.template_path), region=self.region, account_id=ACCOUNT_ID)
+        expanded = json.loads(_expansion(self.template_path.read_text(encoding="utf-8"), self.region))
         secretsmanager = self.boto3_client("secretsmanager")
         for logical_id, resource in list((expanded.get("Resources") or {}).items()):
             kind, props = resource.get("Type"), resource.get("Properties") or {}
