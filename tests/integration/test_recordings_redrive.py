@@ -1,4 +1,4 @@
-"""`make redrive` (tools/redrive.py): dead-lettered recording messages go back to the recordings queue
+"""`make redrive` (ops/airudder_ops/redrive.py): dead-lettered recording messages go back to the recordings queue
 and, once the cause is gone, the recording is archived."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import redrive
+from airudder_ops import redrive
 from tools.recordings_server import expected_sha256
 from tools.recordings_testkit import RecordingsLab
 
