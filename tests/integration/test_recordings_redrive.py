@@ -1,4 +1,4 @@
-"""`make redrive` (tools/redrive.py): dead-lettered recording messages go back to the recordings queue
+"""`make redrive` (ops/airudder_ops/redrive.py): dead-lettered recording messages go back to the recordings queue
 and, once the cause is gone, the recording is archived."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from airudder_ops import redrive
 from tests.support.recordings_testkit import RecordingsLab
-from tools import redrive
 from tools.simulator.recordings_server import expected_sha256
 
 pytestmark = pytest.mark.integration

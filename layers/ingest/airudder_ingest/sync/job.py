@@ -40,9 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from airudder_ingest.base import aws
 from airudder_ingest.base.errors import Unprocessable, failure_site
 from airudder_ingest.base.events import iso_utc, to_utc, utf8_text
-from airudder_ingest.base.secret_values import Fetch
+from airudder_ingest.base.secret_values import Fetch, fetch_secret
 from airudder_ingest.base.settings import StoreSettings
-from airudder_ingest.edge.auth import fetch_secret
 from airudder_ingest.models import FALLBACK_KIND, EventFacts, WebhookModel, model_for, read_facts
 from airudder_ingest.models.record import EventRecord
 from airudder_ingest.record.recorder import EventRecorder, recording_fits_queue
