@@ -84,7 +84,9 @@ def test_redrive_finds_the_local_queues_by_itself(lab: RecordingsLab) -> None:
         check=False,
     )
     assert moved.returncode == 0, moved.stderr
-    assert f"to {lab.queue_url}" in moved.stdout
+    # The queue's name: moto's CloudFormation gives its URL on sqs.<region>.amazonaws.com, a listing at the
+    # endpoint gives it on the endpoint's host.
+    assert f"/{lab.queue_url.rsplit('/', 1)[-1]}; " in moved.stdout.split(" to ", 1)[1]
     lab.drain()
     assert lab.recording(call)["recording_status"] == "archived"
 
