@@ -52,7 +52,6 @@ from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
 from tools.simulator import AirudderSimulator, Delivery
 from tools.simulator.bodies import dump_json
 
-from .conftest import Client, Inspector, all_samples
 from .drills_support import (
     HOSTILE_SYNC_CALLS,
     REPO_ROOT,
@@ -64,6 +63,7 @@ from .drills_support import (
     record_changes,
     same_json,
 )
+from .stack_support import Client, Inspector, all_samples
 from .sync_support import CALL_TYPE, SyncRig, simulator, sync_quarantine
 
 pytestmark = pytest.mark.integration
