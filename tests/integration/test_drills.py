@@ -73,7 +73,7 @@ CALL_ROUTE = "/webhooks/workflow/call"
 DIALER = "/webhooks/workflow/dialer"
 
 
-# The drills measure ingest, not the route throttles (tests/integration/test_route_throttles.py): buckets
+# The drills measure ingest, not the route throttles (tests/integration/edge/test_route_throttles.py): buckets
 # larger than every request a drill can send (the outage drill's retries included), so none is throttled
 # whatever the timing.
 UNTHROTTLED = {

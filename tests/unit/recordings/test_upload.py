@@ -1,6 +1,6 @@
 """upload_recording and RecordingStream: how the recording's bytes become S3 calls. boto3's transfer manager
 runs against moto in-process, which refuses what S3 refuses (a part under 5 MiB that is not the last, gaps
-in part numbers); the calls are recorded from botocore's events (tests/integration/test_recordings_archive.py
+in part numbers); the calls are recorded from botocore's events (tests/integration/recordings/test_archive.py
 checks the same over HTTP)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The archiver's logic, in process: which stream records become lines, how lines are grouped and named,
 what is set aside, and that a retried batch overwrites its own objects. (Over HTTP against moto, driven
-from the table's stream: tests/integration/test_archive_stream.py.)"""
+from the table's stream: tests/integration/streams/test_archive_stream.py.)"""
 
 from __future__ import annotations
 

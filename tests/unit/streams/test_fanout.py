@@ -1,5 +1,5 @@
 """The fan-out publisher's logic, in process: which stream records become events, what a detail holds,
-how PutEvents calls are cut and retried. (Over HTTP against moto: tests/integration/test_fanout.py.)"""
+how PutEvents calls are cut and retried. (Over HTTP against moto: tests/integration/streams/test_fanout.py.)"""
 
 from __future__ import annotations
 

@@ -134,7 +134,7 @@ def iso_utc(moment: datetime) -> str:
 # national); any other bare digits are national: one trunk prefix dropped, the configured code
 # prefixed. Masked numbers and anything with other characters are kept as sent, and so are bare
 # digits when no country is configured. `phonenumbers` would decide the same way for the countries
-# below (tests/unit/test_phone_numbers.py holds us to it), but its import costs 40-50 ms per cold start.
+# below (tests/unit/base/test_phone_numbers.py holds us to it), but its import costs 40-50 ms per cold start.
 
 
 class _NumberingPlan(NamedTuple):
