@@ -104,7 +104,7 @@ lint-ruff: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 
 lint-mypy: $(VENV)/.stamp
-	$(PY) -m mypy layers/ingest ops functions tools
+	$(PY) -m mypy layers/ingest ops functions tools tests
 
 # cfn-lint does not expand AWS::Serverless::* resources: a bad !Ref or !GetAtt inside a function or in
 # Globals passes it (and `sam validate --lint`). Linting the expanded template catches it.

@@ -127,7 +127,7 @@ def test_an_aws_outage_mid_push_loses_nothing_and_stores_every_event_once(
     # has been refused OUTAGE_REFUSALS times (about two retry delays). Driven by the pusher's outcomes, not
     # by a clock: however slow the machine, the outage happens mid-push, refuses some deliveries, and no
     # delivery can fail five times (three refusals, plus one attempt in flight when AWS comes back).
-    outage = {"delivered": 0, "phase": "before", "started": 0.0, "seconds": 0.0}
+    outage: dict[str, Any] = {"delivered": 0, "phase": "before", "started": 0.0, "seconds": 0.0}
     refusals: Counter[int] = Counter()
 
     def cut_aws_in_the_middle(delivery: Delivery, attempt: int, outcome: str) -> None:

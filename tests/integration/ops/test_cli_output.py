@@ -122,6 +122,7 @@ BODY_FIELDS = {"call_id": "call_id", "case_id": "case_id", "phone": "callee", "s
 def stored_directly(inspector: Inspector, name: str, cell: Cell) -> str:
     event_id = hashlib.sha256(name.encode()).hexdigest()[:32]
     body = json.dumps({"call_id": f"out-{name}"})
+    column: dict[str, Any] = {cell.column: cell.value}
     record = EventRecord(
         event_id=event_id,
         webhook_type="workflow.call",
@@ -134,7 +135,7 @@ def stored_directly(inspector: Inspector, name: str, cell: Cell) -> str:
         entity_id=f"out-{name}",
         data=body,
         call_id=f"out-{name}",
-        **{cell.column: cell.value},
+        **column,
     )
     envelope = Envelope(path="/webhooks/workflow/call", body=body.encode()).pack()
     assert inspector.store().put_event(record, envelope).stored

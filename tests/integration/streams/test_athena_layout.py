@@ -78,6 +78,7 @@ def line_keys(area: str) -> set[str]:
     """Every key an archive line of `area` can have: archive_line of an item with every fact, and an
     envelope with every optional field."""
     envelope = Envelope("/p", b"{}", headers={"content-type": "application/json"}, pull_only={"a": 1}).fields()
+    item: dict[str, Any]
     if area == "raw":
         item = {"item_type": "event", **{name: "x" for name in LINE_FACTS}}
     else:

@@ -46,9 +46,16 @@ def e164(text: str, region: str) -> str:
     return phonenumbers.format_number(phonenumbers.parse(text, region), PhoneNumberFormat.E164)
 
 
+def metadata_of(region: str) -> PhoneMetadata:
+    """libphonenumber's metadata of a region (every region of REGIONS has some)."""
+    metadata = PhoneMetadata.metadata_for_region(region)
+    assert metadata is not None, region
+    return metadata
+
+
 @cache
 def number_patterns(region: str) -> list[str]:
-    metadata = PhoneMetadata.metadata_for_region(region)
+    metadata = metadata_of(region)
     patterns = []
     for number_type in NUMBER_TYPES:
         description = getattr(metadata, number_type)
@@ -64,7 +71,7 @@ def valid_numbers(draw: st.DrawFn, region: str | None = None) -> tuple[str, str]
     region = region or draw(st.sampled_from(REGIONS))
     pattern = draw(st.sampled_from(number_patterns(region)))
     national = draw(st.from_regex(rf"\A(?:{pattern})\Z"))
-    metadata = PhoneMetadata.metadata_for_region(region)
+    metadata = metadata_of(region)
     number = phonenumbers.parse(f"+{metadata.country_code}{national}")
     assume(phonenumbers.is_valid_number_for_region(number, region))
     # A national number that itself starts with 00 (Indonesian 001803…, Indian 000800… toll-free) is
@@ -93,7 +100,7 @@ FORMS = ["plus", "double_zero", "country_code", "national", "trunk", "plus_trunk
 def written_numbers(draw: st.DrawFn, region: str | None = None, form: str | None = None) -> tuple[str, str, str, str]:
     """(region, form, text as written, what phonenumbers must parse it to)."""
     region, national = draw(valid_numbers(region))
-    metadata = PhoneMetadata.metadata_for_region(region)
+    metadata = metadata_of(region)
     code = str(metadata.country_code)
     trunk = metadata.national_prefix or ""
     form = form or draw(st.sampled_from(FORMS))
@@ -121,13 +128,13 @@ REGION_FORMS = [
     (region, form)
     for region in REGIONS
     for form in FORMS
-    if form not in {"trunk", "plus_trunk_mark"} or PhoneMetadata.metadata_for_region(region).national_prefix == "0"
+    if form not in {"trunk", "plus_trunk_mark"} or metadata_of(region).national_prefix == "0"
 ]
 
 
 @pytest.mark.parametrize(("region", "form"), REGION_FORMS)
 def test_every_written_form_gives_what_libphonenumber_parses(region: str, form: str) -> None:
-    code = str(PhoneMetadata.metadata_for_region(region).country_code)
+    code = str(metadata_of(region).country_code)
 
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
     @given(written_numbers(region, form))
@@ -144,7 +151,7 @@ def test_written_forms_other_than_bare_country_code_give_the_number_itself(numbe
     # Only digits that start with the country code can be two numbers at once; every other form is
     # one number, the one written.
     region, national = number
-    metadata = PhoneMetadata.metadata_for_region(region)
+    metadata = metadata_of(region)
     code = str(metadata.country_code)
     assume(form != "trunk" or metadata.national_prefix == "0")
     written = {"plus": f"+{code} {national}", "double_zero": f"00 {code} {national}", "national": national}
@@ -160,7 +167,7 @@ def test_masked_numbers_are_kept_as_sent(case: tuple[str, str, str, str], data: 
     masked = list(text)
     for position in data.draw(st.sets(st.sampled_from(digit_positions), min_size=1)):
         masked[position] = data.draw(st.sampled_from(["x", "X", "*", "#"]))
-    code = str(PhoneMetadata.metadata_for_region(region).country_code)
+    code = str(metadata_of(region).country_code)
     assert normalise_phone("".join(masked), code) == "".join(masked).strip()
 
 

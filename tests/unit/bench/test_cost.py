@@ -1,6 +1,7 @@
 """The bench's DynamoDB metering rules (bench/common.py, bench/cost.py): the cost figure rests on them."""
 
 import json
+from typing import Any
 
 from bench.common import IndexSpec, index_write_units, item_size, write_units
 from bench.cost import delivery_bill, delivery_write_units
@@ -16,7 +17,12 @@ def _state(**values: str) -> dict[str, dict[str, str]]:
 
 
 def test_item_size_counts_names_and_values() -> None:
-    item = {"pk": {"S": "CALL#c1"}, "n": {"N": "12345"}, "b": {"B": b"\x00" * 10}, "ok": {"BOOL": True}}
+    item: dict[str, dict[str, Any]] = {
+        "pk": {"S": "CALL#c1"},
+        "n": {"N": "12345"},
+        "b": {"B": b"\x00" * 10},
+        "ok": {"BOOL": True},
+    }
     # pk 2+7, n 1+(3+1), b 1+10, ok 2+1
     assert item_size(item) == 9 + 5 + 11 + 3
     assert write_units(1024) == 1 and write_units(1025) == 2 and write_units(0) == 1

@@ -40,14 +40,15 @@ def make_edge(aws: dict[str, Any], **overrides: Any) -> WebhookEdge:
 
 
 def api_event(
-    body: str | dict[str, Any],
+    body: Any,
     route: str = "/webhooks/workflow/dialer",
     token: str | None = TOKEN,
     raw_path: str | None = None,
     path_params: dict[str, str] | None = None,
     time_epoch: int | None = None,
 ) -> dict[str, Any]:
-    """A delivery as API Gateway hands it over; `time_epoch` (ms) is when the gateway received it (now)."""
+    """A delivery as API Gateway hands it over: a str body as it is, anything else as its JSON; `time_epoch`
+    (ms) is when the gateway received it (now)."""
     return {
         "version": "2.0",
         "routeKey": f"POST {route}",

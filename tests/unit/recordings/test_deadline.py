@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -63,7 +64,8 @@ def fetch_all(copier: RecordingCopier, url: str) -> None:
 def test_a_dripping_http_server_is_cut_at_the_deadline(drip: str) -> None:
     with RecordingsServer() as server:
         copier = copier_for(f"127.0.0.1:{server.port}")
-        fetch_all(copier, server.url("drip", size=100, **{drip: 0.25}))
+        options: dict[str, Any] = {drip: 0.25}
+        fetch_all(copier, server.url("drip", size=100, **options))
         [cut] = server.answers("drip")
     assert not cut.complete  # cut while the server was still dripping, not after the whole answer
 
