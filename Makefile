@@ -27,15 +27,19 @@ demo: $(VENV)/.stamp
 serve: $(VENV)/.stamp
 	$(PY) -m tools.serve
 
-## Unit and integration tests (integration tests start their own moto server and gateway).
+## Unit and integration tests (integration tests start their own moto server and gateway), on TEST_WORKERS
+## processes (pytest-xdist); each test file runs whole, in order, on one of them (--dist loadfile), so a file's
+## module-scoped stack is built once. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
+PYTEST_WORKERS = -n $(TEST_WORKERS) --dist loadfile
 test: $(VENV)/.stamp
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_WORKERS)
 
 test-unit: $(VENV)/.stamp
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest $(PYTEST_WORKERS) tests/unit
 
 test-integration: $(VENV)/.stamp
-	$(PY) -m pytest tests/integration
+	$(PY) -m pytest $(PYTEST_WORKERS) tests/integration
 
 ## Benchmarks, not part of `make test`: one line per figure, each a ratio measured side by side in this
 ## run on the embedded moto server; the same figures in bench/results.json (docs/performance.md).
