@@ -73,6 +73,7 @@ from urllib3.util import parse_url
 from airudder_ingest.base import aws
 from airudder_ingest.base.limits import key_part
 from airudder_ingest.base.observability import delivery_log_keys
+from airudder_ingest.base.settings import EnvSettings, split_list
 from airudder_ingest.storage.store import EventStore, event_sort_key
 
 logger = Logger(child=True)
@@ -189,10 +190,8 @@ def _split_entry(entry: str) -> tuple[str, int | None]:
     return entry, None
 
 
-class RecordingsSettings(BaseModel):
+class RecordingsSettings(EnvSettings):
     """Settings of the recordings function, from its environment (names are the aliases)."""
-
-    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
 
     table_name: str = Field(alias="EVENTS_TABLE")
     bucket_name: str = Field(alias="ARCHIVE_BUCKET")
@@ -229,8 +228,7 @@ class RecordingsSettings(BaseModel):
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part for part in re.split(r"[,\s]+", value) if part]
+        value = split_list(value, r"[,\s]+")
         if isinstance(value, list | tuple):
             return tuple(_parse_host_entry(str(entry)) for entry in value)
         return value
@@ -240,12 +238,6 @@ class RecordingsSettings(BaseModel):
         if self.part_size * S3_MAX_PARTS < self.max_bytes:
             raise ValueError("RECORDING_MAX_BYTES needs more than 10,000 parts of RECORDING_PART_SIZE_BYTES")
         return self
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> RecordingsSettings:
-        env: Mapping[str, str] = os.environ if environ is None else environ
-        fields = {f.alias for f in cls.model_fields.values() if f.alias}
-        return cls.model_validate({k: env[k] for k in fields if k in env})
 
 
 # ---------------------------------------------------------------------------------------------- links
