@@ -45,7 +45,7 @@ from airudder_ingest.storage.archive import (
     partition_prefix,
     unpack_envelope,
 )
-from airudder_ingest.storage.store import item_from_stream
+from airudder_ingest.storage.store import inserted_image, item_from_stream
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -68,10 +68,8 @@ class Unarchivable(Exception):
 
 def inserted_item(record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The event or quarantine item a record inserts, still to archive; None for anything else."""
-    if record.get("eventName") != "INSERT":
-        return None
-    image = (record.get("dynamodb") or {}).get("NewImage") or {}
-    if (image.get("item_type") or {}).get("S") not in ARCHIVED_ITEM_TYPES:
+    image = inserted_image(record, ARCHIVED_ITEM_TYPES)
+    if image is None:
         return None
     if (image.get("in_archive") or {}).get("BOOL") is True:
         return None  # replayed from the archive: its line is there already

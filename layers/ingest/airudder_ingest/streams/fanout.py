@@ -37,7 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from airudder_ingest.base import aws
 from airudder_ingest.storage.archive import RAW_PREFIX, event_body, partition_prefix, unpack_envelope
-from airudder_ingest.storage.store import item_from_stream
+from airudder_ingest.storage.store import inserted_image, item_from_stream
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -101,12 +101,8 @@ def new_event_image(record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The stored event item a stream record inserts, deserialized; None for anything else (a state,
     quarantine or sync item, a MODIFY or REMOVE). An event item is written once (conditional put), so
     its INSERT is the one moment it is new."""
-    if record.get("eventName") != "INSERT":
-        return None
-    image = (record.get("dynamodb") or {}).get("NewImage") or {}
-    if (image.get("item_type") or {}).get("S") != "event" or "event_id" not in image:
-        return None
-    return item_from_stream(image)
+    image = inserted_image(record, ("event",))
+    return item_from_stream(image) if image and "event_id" in image else None
 
 
 def mask_phone(phone: str) -> str:
