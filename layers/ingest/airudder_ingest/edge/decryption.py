@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from airudder_ingest.base.secret_values import Fetch, SecretValues, fetch_secret
 from airudder_ingest.edge.apigw import WebhookRequest
-from airudder_ingest.edge.route_settings import RouteSettings
+from airudder_ingest.edge.route_settings import RouteSettings, RouteWorkers
 from airudder_ingest.edge.signing import decode_text
 
 SETTING = "PAYLOAD_DECRYPTION"
@@ -234,29 +234,20 @@ class PayloadDecryptor:
         return plain
 
 
-class PayloadDecryption:
+class PayloadDecryption(RouteWorkers[DecryptionRule, PayloadDecryptor]):
     """The decryption settings of every route, from PAYLOAD_DECRYPTION."""
 
     def __init__(self, rules: RouteSettings[DecryptionRule], fetch: Fetch = fetch_secret) -> None:
-        self.rules = rules
-        self._fetch = fetch
-        self._decryptors: dict[DecryptionRule, PayloadDecryptor] = {}
+        def decryptor(rule: DecryptionRule) -> PayloadDecryptor:
+            return PayloadDecryptor(rule, SecretValues(rule.key_secret, "decryption key", rule.cache_seconds, fetch))
+
+        super().__init__(rules, decryptor)
 
     @classmethod
     def from_json(cls, text: str | None, fetch: Fetch = fetch_secret) -> PayloadDecryption:
         return cls(RouteSettings.parse(text, DecryptionRule, SETTING), fetch)
 
-    def decryptor(self, webhook_type: str, route: str) -> PayloadDecryptor | None:
-        rule = self.rules.for_route(webhook_type, route)
-        if rule is None:
-            return None
-        found = self._decryptors.get(rule)
-        if found is None:
-            key = SecretValues(rule.key_secret, "decryption key", rule.cache_seconds, self._fetch)
-            found = self._decryptors.setdefault(rule, PayloadDecryptor(rule, key))
-        return found
-
     def open(self, request: WebhookRequest, webhook_type: str) -> bytes | None:
         """The plaintext of an encrypted route's body; None when the route is not encrypted."""
-        decryptor = self.decryptor(webhook_type, request.route_path)
+        decryptor = self.for_route(webhook_type, request.route_path)
         return None if decryptor is None else decryptor.decrypt(request.body)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fnmatch import fnmatchcase
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 Rule = TypeVar("Rule", bound=BaseModel)
+Worker = TypeVar("Worker")
 _WILDCARDS = re.compile(r"[*?\[\]]")
 
 
@@ -75,3 +76,22 @@ class RouteSettings(Generic[Rule]):
             if fnmatchcase(webhook_type, pattern) or fnmatchcase(route, pattern):
                 return value
         return None
+
+
+class RouteWorkers(Generic[Rule, Worker]):
+    """What applies each route's rule (a signature verifier, a decryptor): one per distinct rule, built on
+    first use, so the routes that share a rule share its cached secret."""
+
+    def __init__(self, rules: RouteSettings[Rule], build: Callable[[Rule], Worker]) -> None:
+        self.rules = rules
+        self._build = build
+        self._workers: dict[Rule, Worker] = {}
+
+    def for_route(self, webhook_type: str, route: str) -> Worker | None:
+        rule = self.rules.for_route(webhook_type, route)
+        if rule is None:
+            return None
+        found = self._workers.get(rule)
+        if found is None:
+            found = self._workers.setdefault(rule, self._build(rule))
+        return found
