@@ -32,6 +32,20 @@ class RouteSettingsError(ValueError):
     """The setting's text is not a JSON object of valid per-route settings."""
 
 
+def _route_rule(key: str, value: object, rule: type[Rule], setting: str) -> Rule | None:
+    """One entry of the setting: its rule, or None (off)."""
+    if not key.strip():
+        raise RouteSettingsError(f"{setting} has an empty key")
+    try:
+        return None if value is None else rule.model_validate(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(value)'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise RouteSettingsError(f"{setting}[{key!r}] is not valid: {problems}") from None
+
+
 class RouteSettings(Generic[Rule]):
     def __init__(self, rules: Mapping[str, Rule | None]) -> None:
         self._exact = {k: v for k, v in rules.items() if not _WILDCARDS.search(k)}
@@ -50,19 +64,7 @@ class RouteSettings(Generic[Rule]):
             raise RouteSettingsError(f"{setting} is not valid JSON: {exc}") from None
         if not isinstance(raw, dict):
             raise RouteSettingsError(f"{setting} must be a JSON object keyed by webhook type or route")
-        rules: dict[str, Rule | None] = {}
-        for key, value in raw.items():
-            if not key.strip():
-                raise RouteSettingsError(f"{setting} has an empty key")
-            try:
-                rules[key] = None if value is None else rule.model_validate(value)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in err['loc']) or '(value)'}: {err['msg']}"
-                    for err in exc.errors(include_url=False)
-                )
-                raise RouteSettingsError(f"{setting}[{key!r}] is not valid: {problems}") from None
-        return cls(rules)
+        return cls({key: _route_rule(key, value, rule, setting) for key, value in raw.items()})
 
     def __bool__(self) -> bool:
         return any(v is not None for v in self._exact.values()) or any(v is not None for _, v in self._patterns)

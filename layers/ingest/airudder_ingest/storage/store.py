@@ -96,6 +96,7 @@ def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (bytes(v) if isinstance(v, Binary) else v) for k, v in values.items()}
 
 
+# complexity: one branch per typed value that can hold a binary (B, BS, M, L): the stream JSON, case by case
 def _binary_as_bytes(value: Any) -> Any:
     """A typed value of a Lambda stream record, with its binaries as bytes (the JSON holds them base64)."""
     if not isinstance(value, Mapping) or len(value) != 1:

@@ -605,25 +605,35 @@ class AirudderClient:
         except requests.ConnectionError:
             self.counter.record(endpoint, "connection_error")
             raise _Retryable(AirudderApiError(endpoint, "connection failed")) from None
+        return self._answer(endpoint, response, token)
+
+    def _answer(self, endpoint: str, response: requests.Response, token: str | None) -> Any:
+        """`data` of a successful answer; the error to retry, renew the token for, or raise otherwise."""
         status = response.status_code
         self.counter.record(endpoint, str(status))
         body = self._json(response)
         code = body.get("code") if isinstance(body, dict) else None
         message = self._message(body) or response.reason or ""
         error = AirudderApiError(endpoint, message, http_status=status, code=code)
-        if status == 429:
-            raise _Retryable(error, _parse_retry_after(response.headers.get("Retry-After")))
-        if status >= 500:
-            raise _Retryable(error)
-        if token is not None and (status == 401 or code in self.settings.token_error_codes):
-            raise _TokenRejected(error)
-        if status != 200:
-            raise error
+        self._raise_for_status(error, response, token)
         if not isinstance(body, dict):
             raise AirudderApiError(endpoint, "answer is not a JSON object", http_status=status)
         if code not in self.settings.success_codes:
             raise error
         return body.get("data")
+
+    def _raise_for_status(self, error: AirudderApiError, response: requests.Response, token: str | None) -> None:
+        """`error` to retry (429, 5xx), to renew the token for, or as it is, unless the answer is a 200
+        whose body code does not reject the token."""
+        status = response.status_code
+        if status == 429:
+            raise _Retryable(error, _parse_retry_after(response.headers.get("Retry-After")))
+        if status >= 500:
+            raise _Retryable(error)
+        if token is not None and (status == 401 or error.code in self.settings.token_error_codes):
+            raise _TokenRejected(error)
+        if status != 200:
+            raise error
 
     @staticmethod
     def _json(response: requests.Response) -> Any:

@@ -504,20 +504,9 @@ class WorkflowSync:
                 if workflow_id is None or workflow_id in cursor.done_workflows:
                     continue
                 cursor.enter_workflow(workflow_id)
-                if self._out_of_time(run):
-                    return "budget"
-                tasks = list(self.client.list_outbound_tasks(workflow_id, start=start, end=end))
-                for task in tasks:
-                    task_id = _text_id(task.get("task_id"))
-                    if task_id is None or task_id in cursor.done_tasks:
-                        continue
-                    status = self._task(run, cursor, workflow_id, task_id, start, end)
-                    if status != "done":
-                        return status
-                    cursor.done_tasks.append(task_id)
-                    cursor.enter_task(None)
-                    if not self._save(run):
-                        return "lease_lost"
+                status = self._workflow(run, cursor, workflow_id, start, end)
+                if status != "done":
+                    return status
                 cursor.done_workflows.append(workflow_id)
                 cursor.workflow, cursor.done_tasks = None, []
         except AirudderApiError as exc:
@@ -528,6 +517,24 @@ class WorkflowSync:
                 extra={"endpoint": exc.endpoint, "http_status": exc.http_status, "code": exc.code},
             )
             return "api_error"
+        return "done"
+
+    def _workflow(self, run: _Run, cursor: Cursor, workflow_id: str, start: dt.datetime, end: dt.datetime) -> str:
+        """The outbound tasks of one workflow in the window, each saved as done once stored."""
+        if self._out_of_time(run):
+            return "budget"
+        tasks = list(self.client.list_outbound_tasks(workflow_id, start=start, end=end))
+        for task in tasks:
+            task_id = _text_id(task.get("task_id"))
+            if task_id is None or task_id in cursor.done_tasks:
+                continue
+            status = self._task(run, cursor, workflow_id, task_id, start, end)
+            if status != "done":
+                return status
+            cursor.done_tasks.append(task_id)
+            cursor.enter_task(None)
+            if not self._save(run):
+                return "lease_lost"
         return "done"
 
     def _task(
