@@ -15,37 +15,31 @@ BRANCHY = "\n".join(
 )
 
 
-def _run(tmp_path: Path, source: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+@pytest.mark.parametrize(
+    ("source", "code", "said"),
+    [
+        pytest.param(BRANCHY, 1, "module.py:1 branchy C (12): above B", id="above B fails"),
+        pytest.param(
+            "# complexity: a lookup table\n" + BRANCHY, 0, "0 failing, 1 above B with a reason", id="reason passes"
+        ),
+        pytest.param(
+            "import functools\n\n\n# complexity: flat cases\n@functools.cache\n" + BRANCHY,
+            0,
+            "0 failing, 1 above B with a reason",
+            id="reason above the decorators passes",
+        ),
+        pytest.param(
+            "# complexity: a lookup table\n\n" + BRANCHY, 1, "branchy C (12): above B", id="reason apart fails"
+        ),
+        pytest.param(
+            "# complexity: not needed\ndef simple():\n    return 1\n",
+            1,
+            "module.py:1: '# complexity:' comment on no function above B",
+            id="reason on a simple function fails",
+        ),
+    ],
+)
+def test_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str, code: int, said: str) -> None:
     (tmp_path / "module.py").write_text(source)
-    code = main(["--max", "B", str(tmp_path)])
-    return code, capsys.readouterr().out
-
-
-def test_a_function_above_b_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = _run(tmp_path, BRANCHY, capsys)
-    assert code == 1
-    assert "module.py:1 branchy C (12)" in out
-
-
-def test_a_reason_above_the_function_lets_it_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = _run(tmp_path, "# complexity: a lookup table written out\n" + BRANCHY, capsys)
-    assert code == 0
-    assert "0 failing, 1 above B with a reason" in out
-
-
-def test_a_reason_above_decorators_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    source = "import functools\n\n\n# complexity: flat cases\n@functools.cache\n" + BRANCHY
-    code, _ = _run(tmp_path, source, capsys)
-    assert code == 0
-
-
-def test_a_reason_on_a_simple_function_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = _run(tmp_path, "# complexity: not needed\ndef simple():\n    return 1\n", capsys)
-    assert code == 1
-    assert "module.py:1: '# complexity:' comment on no function above B" in out
-
-
-def test_a_reason_apart_from_the_function_does_not_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = _run(tmp_path, "# complexity: a lookup table written out\n\n" + BRANCHY, capsys)
-    assert code == 1
-    assert "branchy C (12): above B" in out
+    assert main(["--max", "B", str(tmp_path)]) == code
+    assert said in capsys.readouterr().out
