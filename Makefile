@@ -27,15 +27,19 @@ demo: $(VENV)/.stamp
 serve: $(VENV)/.stamp
 	$(PY) -m tools.demo.serve
 
-## Unit and integration tests (integration tests start their own moto server and gateway).
+## Unit and integration tests (integration tests start their own moto server and gateway), on TEST_WORKERS
+## processes (pytest-xdist); each test file runs whole, in order, on one of them (--dist loadfile), so a file's
+## module-scoped stack is built once. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
+PYTEST_WORKERS = -n $(TEST_WORKERS) --dist loadfile
 test: $(VENV)/.stamp
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_WORKERS)
 
 test-unit: $(VENV)/.stamp
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest $(PYTEST_WORKERS) tests/unit
 
 test-integration: $(VENV)/.stamp
-	$(PY) -m pytest tests/integration
+	$(PY) -m pytest $(PYTEST_WORKERS) tests/integration
 
 ## Benchmarks, not part of `make test`: one line per figure, each a ratio measured side by side in this
 ## run on the embedded moto server; the same figures in bench/results.json (docs/performance.md).
@@ -78,7 +82,7 @@ export SAM_CLI_TELEMETRY ?= 0
 PY313_BIN := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin))
 SAM_BUILD_ENV := PATH="$(if $(PY313_BIN),$(PY313_BIN):)$$PATH"
 
-.PHONY: venv-sam venv-checkov lint-ruff lint-mypy lint-imports lint-cfn checkov
+.PHONY: venv-sam venv-checkov lint-ruff lint-mypy lint-imports lint-complexity lint-cfn checkov
 
 $(VENV_SAM)/.stamp: requirements-sam.txt
 	rm -rf $(VENV_SAM)
@@ -97,18 +101,26 @@ $(VENV_CHECKOV)/.stamp: requirements-checkov.txt
 venv-sam: $(VENV_SAM)/.stamp
 venv-checkov: $(VENV_CHECKOV)/.stamp
 
-## ruff, mypy, import contracts, cfn-lint on the template and on its SAM expansion, checkov (`make -k lint` shows every failure).
-lint: lint-ruff lint-mypy lint-imports lint-cfn checkov
+## ruff, mypy, import contracts, the complexity gate, cfn-lint on the template and on its SAM expansion,
+## checkov (`make -k lint` shows every failure).
+lint: lint-ruff lint-mypy lint-imports lint-complexity lint-cfn checkov
 
 lint-ruff: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 
 lint-mypy: $(VENV)/.stamp
-	$(PY) -m mypy layers/ingest ops functions tools
+	$(PY) -m mypy layers/ingest ops functions tools tests
 
 # The layer's floors and "deployed code never imports the operator tools or tools/" (pyproject.toml).
 lint-imports: $(VENV)/.stamp
 	PYTHONPATH=layers/ingest:ops:. $(VENV)/bin/lint-imports
+
+# No function above radon grade B unless a `# complexity: <reason>` comment on it says why
+# (tools/complexity_gate.py: xenon has no per-function exception); xenon gates modules and the average.
+COMPLEXITY_PATHS := layers/ingest ops functions
+lint-complexity: $(VENV)/.stamp
+	$(PY) -m tools.complexity_gate --max B $(COMPLEXITY_PATHS)
+	$(VENV)/bin/xenon --max-absolute F --max-modules B --max-average A $(COMPLEXITY_PATHS)
 
 # cfn-lint does not expand AWS::Serverless::* resources: a bad !Ref or !GetAtt inside a function or in
 # Globals passes it (and `sam validate --lint`). Linting the expanded template catches it.

@@ -109,7 +109,7 @@ class SyncRig:
     def event(self, event_id: str) -> dict[str, Any] | None:
         """The stored event of an id (found through the table's stream, see Inspector.event)."""
         if self._inspector is None:
-            from .conftest import Inspector
+            from .stack_support import Inspector
 
             self._inspector = Inspector(self.stack)
         return self._inspector.event(event_id)
