@@ -5,8 +5,11 @@ side in one run (absolute numbers on this machine say little about Lambda; the r
 
 Everything runs against the local stack (template.yaml on moto) and the local recordings server. Each
 measurement is a fresh process (tests/support/recordings_probe.py) whose peak resident memory is /proc's VmHWM:
-  copier                  RecordingsFunction's handler: HTTP stream -> SHA-256 -> S3 (PutObject / parts)
-  upload_fileobj(http)    boto3 upload_fileobj(response.raw) of the same link: no hash, no checks
+  copier                  RecordingsFunction's handler: HTTP stream -> SHA-256 -> S3 (PutObject / parts), and
+                          its DynamoDB reads and writes; timed over its invocations (the queue's receive and
+                          delete are the event source mapping's work, not the function's)
+  upload_fileobj(http)    boto3 upload_fileobj(response.raw) of the same link, timed from opening it: no hash,
+                          no checks
   upload_fileobj(local)   boto3 upload_fileobj of the same bytes generated in the process: no HTTP
 upload_fileobj runs with boto3's defaults (8 MiB parts, 10 threads). Not part of `make test`.
 """
