@@ -34,7 +34,7 @@ import base64
 import heapq
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -276,6 +276,27 @@ def quarantine_item(
     }
 
 
+@dataclass(frozen=True)
+class Window:
+    """Which events of a time line a reader wants: a time range (inclusive, ISO prefixes), the order, how many."""
+
+    start: str | None = None
+    end: str | None = None
+    newest_first: bool = True
+    limit: int | None = None
+
+    @property
+    def forward(self) -> bool:
+        return not self.newest_first
+
+    def holds(self, item: Mapping[str, Any]) -> bool:
+        moment = str(item.get("event_time") or "")
+        return (not self.start or moment >= self.start) and (not self.end or moment <= self.end + "\uffff")
+
+    def cut(self, items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        return _limited(items, self.limit)
+
+
 class EventStore:
     def __init__(
         self,
@@ -500,26 +521,17 @@ class EventStore:
     def get_quarantine(self, digest: str) -> dict[str, Any] | None:
         return self._get(f"Q#{digest}", QUARANTINE_SK)
 
-    def entity_events(
-        self,
-        kind: str,
-        entity_id: str,
-        *,
-        start: str | None = None,
-        end: str | None = None,
-        newest_first: bool = True,
-        limit: int | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """The events of one entity (its partition), in time order, within [start, end] when given."""
-        return self._partition_events(entity_key(kind, entity_id), start, end, newest_first, limit)
+    def entity_events(self, kind: str, entity_id: str, **window: Any) -> Iterator[dict[str, Any]]:
+        """The events of one entity (its partition), in time order; `window`: Window's fields."""
+        return self._partition_events(entity_key(kind, entity_id), Window(**window))
 
     def phone_events(self, phone: str, **window: Any) -> Iterator[dict[str, Any]]:
         """The events of every entity whose state names this phone number, merged in time order."""
-        return self._members_events("ByPhone", "phone_key", index_key("PHONE", phone), **window)
+        return self._members_events("ByPhone", "phone_key", index_key("PHONE", phone), Window(**window))
 
     def case_events(self, case_id: str, **window: Any) -> Iterator[dict[str, Any]]:
         """The events of the case and of every entity filed under it, merged in time order."""
-        return self._members_events("ByCase", "case_key", index_key("CASE", case_id), **window)
+        return self._members_events("ByCase", "case_key", index_key("CASE", case_id), Window(**window))
 
     def workflow_members(self, workflow_id: str) -> Iterator[dict[str, Any]]:
         """States of the workflow itself and of every call, case and task filed under it."""
@@ -556,13 +568,11 @@ class EventStore:
 
     # ------------------------------------------------------------------ read helpers
 
-    def _partition_events(
-        self, pk: str, start: str | None, end: str | None, newest_first: bool, limit: int | None
-    ) -> Iterator[dict[str, Any]]:
-        low = f"{EVENT_SK_PREFIX}{start}" if start else f"{EVENT_SK_PREFIX}0"
-        high = f"{EVENT_SK_PREFIX}{end}\uffff" if end else f"{EVENT_SK_PREFIX}\uffff"
+    def _partition_events(self, pk: str, window: Window) -> Iterator[dict[str, Any]]:
+        low = f"{EVENT_SK_PREFIX}{window.start}" if window.start else f"{EVENT_SK_PREFIX}0"
+        high = f"{EVENT_SK_PREFIX}{window.end}\uffff" if window.end else f"{EVENT_SK_PREFIX}\uffff"
         timed = self._query(
-            None, "pk = :pk AND sk BETWEEN :lo AND :hi", {":pk": pk, ":lo": low, ":hi": high}, forward=not newest_first
+            None, "pk = :pk AND sk BETWEEN :lo AND :hi", {":pk": pk, ":lo": low, ":hi": high}, forward=window.forward
         )
         # Untimed events (EV#-#...) are filed at their receipt time: few, merged in by it.
         untimed = sorted(
@@ -571,36 +581,24 @@ class EventStore:
                 for item in self._query(
                     None, "pk = :pk AND begins_with(sk, :u)", {":pk": pk, ":u": f"{EVENT_SK_PREFIX}{UNTIMED}#"}
                 )
-                if (not start or str(item.get("event_time")) >= start)
-                and (not end or str(item.get("event_time")) <= end + "\uffff")
+                if window.holds(item)
             ),
             key=_time_order,
-            reverse=newest_first,
+            reverse=window.newest_first,
         )
-        merged = heapq.merge(timed, untimed, key=_time_order, reverse=newest_first)
-        return _limited(merged, limit)
+        return window.cut(heapq.merge(timed, untimed, key=_time_order, reverse=window.newest_first))
 
-    def _members_events(
-        self,
-        index: str,
-        key_name: str,
-        key: str,
-        *,
-        start: str | None = None,
-        end: str | None = None,
-        newest_first: bool = True,
-        limit: int | None = None,
-    ) -> Iterator[dict[str, Any]]:
+    def _members_events(self, index: str, key_name: str, key: str, window: Window) -> Iterator[dict[str, Any]]:
         streams: list[Iterator[dict[str, Any]]] = []
+        whole = replace(window, limit=None)
         for hit in self._query(index, f"{key_name} = :k", {":k": key}):
             if str(hit["sk"]) == STATE_SK:
-                streams.append(self._partition_events(str(hit["pk"]), start, end, newest_first, None))
+                streams.append(self._partition_events(str(hit["pk"]), whole))
             else:  # an event of a stateless kind, in the index itself
                 item = self._get(str(hit["pk"]), str(hit["sk"]))
-                moment = str((item or {}).get("event_time") or "")
-                if item and (not start or moment >= start) and (not end or moment <= end + "\uffff"):
+                if item and window.holds(item):
                     streams.append(iter([item]))
-        return _limited(heapq.merge(*streams, key=_time_order, reverse=newest_first), limit)
+        return window.cut(heapq.merge(*streams, key=_time_order, reverse=window.newest_first))
 
     def _members(self, index: str, key_name: str, keys: list[str]) -> Iterator[dict[str, Any]]:
         for key in keys:
