@@ -25,17 +25,21 @@ demo: $(VENV)/.stamp
 
 ## The stack on embedded AWS until Ctrl-C: moto on MOTO_PORT (5000), the gateway on PORT (3000).
 serve: $(VENV)/.stamp
-	$(PY) -m tools.serve
+	$(PY) -m tools.demo.serve
 
-## Unit and integration tests (integration tests start their own moto server and gateway).
+## Unit and integration tests (integration tests start their own moto server and gateway), on TEST_WORKERS
+## processes (pytest-xdist); each test file runs whole, in order, on one of them (--dist loadfile), so a file's
+## module-scoped stack is built once. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
+PYTEST_WORKERS = -n $(TEST_WORKERS) --dist loadfile
 test: $(VENV)/.stamp
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_WORKERS)
 
 test-unit: $(VENV)/.stamp
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest $(PYTEST_WORKERS) tests/unit
 
 test-integration: $(VENV)/.stamp
-	$(PY) -m pytest tests/integration
+	$(PY) -m pytest $(PYTEST_WORKERS) tests/integration
 
 ## Benchmarks, not part of `make test`: one line per figure, each a ratio measured side by side in this
 ## run on the embedded moto server; the same figures in bench/results.json (docs/performance.md).
@@ -48,12 +52,12 @@ drills: $(VENV)/.stamp
 	DRILLS=full $(PY) -m pytest tests/integration/test_drills.py --durations=0
 
 events: $(VENV)/.stamp
-	$(PY) -m tools.apigw_events
+	$(PY) -m tools.local_aws.apigw_events
 
 ## Recordings that gave up (dead-letter queue) back to the recordings queue: STACK=<name> for a deployed
-## stack (its outputs), QUEUE_URL=... DLQ_URL=... for any pair, else the local stack of `make serve`.
+## stack (its outputs), QUEUE_URL=... DLQ_URL=... for any pair, else the local stack of `make serve` (its outputs too).
 redrive: $(VENV)/.stamp
-	$(PY) -m airudder_ops.redrive $(if $(STACK),--stack-name $(STACK),$(if $(QUEUE_URL),--queue-url $(QUEUE_URL) --dlq-url $(DLQ_URL),--endpoint-url http://127.0.0.1:$(or $(MOTO_PORT),5000))) $(REDRIVE_ARGS)
+	$(PY) -m airudder_ops.redrive $(if $(STACK),--stack-name $(STACK),$(if $(QUEUE_URL),--queue-url $(QUEUE_URL) --dlq-url $(DLQ_URL),--stack-name airudder-local --endpoint-url http://127.0.0.1:$(or $(MOTO_PORT),5000))) $(REDRIVE_ARGS)
 
 ## Events the fan-out could not publish (its on-failure queue) published again: STACK=<name> for a deployed
 ## stack (its outputs), or REPUBLISH_ARGS="--queue-url URL --event-bus NAME [--endpoint-url URL]".
@@ -78,7 +82,7 @@ export SAM_CLI_TELEMETRY ?= 0
 PY313_BIN := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin))
 SAM_BUILD_ENV := PATH="$(if $(PY313_BIN),$(PY313_BIN):)$$PATH"
 
-.PHONY: venv-sam venv-checkov lint-ruff lint-mypy lint-cfn checkov
+.PHONY: venv-sam venv-checkov lint-ruff lint-mypy lint-imports lint-complexity lint-cfn checkov
 
 $(VENV_SAM)/.stamp: requirements-sam.txt
 	rm -rf $(VENV_SAM)
@@ -97,14 +101,26 @@ $(VENV_CHECKOV)/.stamp: requirements-checkov.txt
 venv-sam: $(VENV_SAM)/.stamp
 venv-checkov: $(VENV_CHECKOV)/.stamp
 
-## ruff, mypy, cfn-lint on the template and on its SAM expansion, checkov (`make -k lint` shows every failure).
-lint: lint-ruff lint-mypy lint-cfn checkov
+## ruff, mypy, import contracts, the complexity gate, cfn-lint on the template and on its SAM expansion,
+## checkov (`make -k lint` shows every failure).
+lint: lint-ruff lint-mypy lint-imports lint-complexity lint-cfn checkov
 
 lint-ruff: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 
 lint-mypy: $(VENV)/.stamp
-	$(PY) -m mypy layers/ingest ops functions tools
+	$(PY) -m mypy layers/ingest ops functions tools tests
+
+# The layer's floors and "deployed code never imports the operator tools or tools/" (pyproject.toml).
+lint-imports: $(VENV)/.stamp
+	PYTHONPATH=layers/ingest:ops:. $(VENV)/bin/lint-imports
+
+# No function above radon grade B unless a `# complexity: <reason>` comment on it says why
+# (tools/complexity_gate.py: xenon has no per-function exception); xenon gates modules and the average.
+COMPLEXITY_PATHS := layers/ingest ops functions
+lint-complexity: $(VENV)/.stamp
+	$(PY) -m tools.complexity_gate --max B $(COMPLEXITY_PATHS)
+	$(VENV)/bin/xenon --max-absolute F --max-modules B --max-average A $(COMPLEXITY_PATHS)
 
 # cfn-lint does not expand AWS::Serverless::* resources: a bad !Ref or !GetAtt inside a function or in
 # Globals passes it (and `sam validate --lint`). Linting the expanded template catches it.
@@ -112,9 +128,9 @@ lint-cfn: $(VENV)/.stamp $(EXPANDED)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/cfn-lint $(EXPANDED)
 
-# The SAM transform, offline (fake region and account, bundled managed-policy map): see tools/expand_sam.py.
-$(EXPANDED): template.yaml tools/expand_sam.py $(VENV_SAM)/.stamp
-	$(VENV_SAM)/bin/python tools/expand_sam.py template.yaml -o $@
+# The SAM transform, offline (fake region and account, bundled managed-policy map): see tools/local_aws/expand_sam.py.
+$(EXPANDED): template.yaml tools/local_aws/expand_sam.py $(VENV)/.stamp
+	$(PY) -m tools.local_aws.expand_sam template.yaml -o $@
 
 ## checkov on the SAM-expanded template; skipped checks and their reasons: .checkov.yaml and README ("checkov").
 checkov: $(VENV_CHECKOV)/.stamp $(EXPANDED)

@@ -79,8 +79,8 @@ class _Cleaner:
 
 
 def measure_cold_start(repeats: int = 3, reference_repeats: int = 3, time_limit: float = 420.0) -> dict[str, Any]:
-    from tools.local_aws import DEFAULT_TOKEN
-    from tools.local_stack import LocalStack
+    from tools.local_aws.moto_server import DEFAULT_TOKEN
+    from tools.local_aws.stack import LocalStack
 
     started = time.monotonic()
     per_function: dict[str, Any] = {}

@@ -201,7 +201,7 @@ def table_indexes(description: Mapping[str, Any]) -> tuple[tuple[str, ...], list
 
 def template_table(logical_id: str = "EventsTable") -> tuple[tuple[str, ...], list[IndexSpec]]:
     """(table key names, global secondary indexes) of the table as template.yaml declares it."""
-    from tools.cfn import load_template
+    from tools.local_aws.template import load_template
 
     props = load_template(REPO_ROOT / "template.yaml")["Resources"][logical_id]["Properties"]
     return table_indexes(props)
@@ -209,7 +209,7 @@ def template_table(logical_id: str = "EventsTable") -> tuple[tuple[str, ...], li
 
 def template_default(parameter: str) -> Any:
     """The default value of one of template.yaml's parameters."""
-    from tools.cfn import load_template
+    from tools.local_aws.template import load_template
 
     return load_template(REPO_ROOT / "template.yaml")["Parameters"][parameter].get("Default")
 

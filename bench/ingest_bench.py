@@ -53,7 +53,7 @@ from bench.common import (
 
 
 def _event_for(stack: Any, delivery: SampleDelivery) -> tuple[str, dict[str, Any]]:
-    from tools.gateway import build_event, match_route
+    from tools.local_aws.gateway import build_event, match_route
 
     found = match_route(stack.route_objects, "POST", delivery.path)
     if found is None:
@@ -89,8 +89,8 @@ def measure_overhead(pairs: int = 300, warmup: int = 30, time_limit: float = 90.
     entity: the handler's conditional writes all succeed, as the replayed ones do (a redelivery or an
     older status would make the handler's writes cheaper than the replay's).
     """
-    from tools.local_aws import DEFAULT_TOKEN
-    from tools.local_stack import LocalStack
+    from tools.local_aws.moto_server import DEFAULT_TOKEN
+    from tools.local_aws.stack import LocalStack
 
     deliveries = simulated_deliveries(calls=max(pairs + warmup + 1, 50), kinds=("call",))
     handler_s: list[float] = []
@@ -185,8 +185,8 @@ def measure_throughput(
 
     The deliveries are call completions of distinct calls (each a new event of a new entity, so that
     every replayed request does the same work as the handler's)."""
-    from tools.local_aws import DEFAULT_TOKEN
-    from tools.local_stack import LocalStack
+    from tools.local_aws.moto_server import DEFAULT_TOKEN
+    from tools.local_aws.stack import LocalStack
 
     results: dict[str, Any] = {}
     with (
@@ -391,8 +391,8 @@ def measure_calls_and_items(repeats: int = 2) -> dict[str, Any]:
     the items as stored, sized by DynamoDB's rules beside the sizes the builders give (delivery_items)."""
     import requests
 
-    from tools.local_aws import DEFAULT_TOKEN
-    from tools.local_stack import LocalStack
+    from tools.local_aws.moto_server import DEFAULT_TOKEN
+    from tools.local_aws.stack import LocalStack
 
     samples = sample_events()
     with function_output(), LocalStack(with_fault_proxy=True, token=DEFAULT_TOKEN) as stack:
@@ -484,8 +484,8 @@ def measure_archive(deliveries: list[SampleDelivery], time_limit: float = 240.0)
     """Archive objects per 1,000 deliveries at the template's default batching: the deliveries stored
     by the webhook handler (in-process, on moto), then the archiver run over the table's stream as its
     mapping would run it (archive_stream)."""
-    from tools.local_aws import DEFAULT_TOKEN
-    from tools.local_stack import LocalStack
+    from tools.local_aws.moto_server import DEFAULT_TOKEN
+    from tools.local_aws.stack import LocalStack
 
     with LocalStack(with_fault_proxy=False, token=DEFAULT_TOKEN) as stack, function_output():
         started = time.monotonic()
@@ -509,7 +509,7 @@ def archive_stream(stack: Any, deliveries: int) -> dict[str, Any]:
     Objects per 1,000 deliveries are counted over the full batches (all but the last, which holds what
     was left when the deliveries stopped; all of them when there is only one), and given for the whole
     run beside them. Also the archiver's time per invocation (its billed duration) and record sizes."""
-    from tools.stream_poller import lambda_record, matches
+    from tools.local_aws.stream_poller import lambda_record, matches
 
     mapping = stack.stream_poller("ArchiverFunction")
     batch_size = int(template_default("ArchiverBatchSize"))
@@ -586,7 +586,7 @@ def model_write_units() -> dict[str, Any]:
     they are, and grown to PADDED_BODY_BYTES) and DynamoDB's metering and index rules, with the table's
     indexes as template.yaml declares them; for both cost.SCENARIOS."""
     from bench.cost import SCENARIOS, mix_write_units
-    from tools.gateway import build_event
+    from tools.local_aws.gateway import build_event
 
     table_keys, indexes = template_table()
     samples = sample_events()

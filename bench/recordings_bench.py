@@ -4,9 +4,12 @@ side in one run (absolute numbers on this machine say little about Lambda; the r
     .venv/bin/python bench/recordings_bench.py [--sizes-mib 10 200] [--repeat 1] [--json out.json]
 
 Everything runs against the local stack (template.yaml on moto) and the local recordings server. Each
-measurement is a fresh process (tools/recordings_probe.py) whose peak resident memory is /proc's VmHWM:
-  copier                  RecordingsFunction's handler: HTTP stream -> SHA-256 -> S3 (PutObject / parts)
-  upload_fileobj(http)    boto3 upload_fileobj(response.raw) of the same link: no hash, no checks
+measurement is a fresh process (tests/support/recordings_probe.py) whose peak resident memory is /proc's VmHWM:
+  copier                  RecordingsFunction's handler: HTTP stream -> SHA-256 -> S3 (PutObject / parts), and
+                          its DynamoDB reads and writes; timed over its invocations (the queue's receive and
+                          delete are the event source mapping's work, not the function's)
+  upload_fileobj(http)    boto3 upload_fileobj(response.raw) of the same link, timed from opening it: no hash,
+                          no checks
   upload_fileobj(local)   boto3 upload_fileobj of the same bytes generated in the process: no HTTP
 upload_fileobj runs with boto3's defaults (8 MiB parts, 10 threads). Not part of `make test`.
 """
@@ -32,7 +35,7 @@ def _probe(args: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "result.json"
         completed = subprocess.run(  # noqa: S603 - this interpreter, our own module and arguments
-            [sys.executable, "-m", "tools.recordings_probe", *args, "--result-file", str(out)],
+            [sys.executable, "-m", "tests.support.recordings_probe", *args, "--result-file", str(out)],
             cwd=REPO,
             env=dict(os.environ),
             stdout=subprocess.DEVNULL,
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(REPO), str(REPO / "layers" / "ingest"), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
-    from tools.recordings_testkit import RecordingsLab
+    from tests.support.recordings_testkit import RecordingsLab
 
     rows: list[dict[str, Any]] = []
     with RecordingsLab(parameters={"RecordingReadTimeoutSeconds": "30"}) as lab:

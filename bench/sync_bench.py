@@ -8,7 +8,7 @@ change, half of them new calls in the newest workflow and half amendments of old
 the tenant, and one sync run (airudder_ingest.sync.job, against the local stack on moto) fetches them.
 Printed: the requests made (token included), by endpoint, and per changed record. The count should
 depend on the changes and on how many workflows and tasks they touch, never on what the tenant holds.
-Not part of `make test`; tests/integration/test_sync_cost.py checks the same at 100 and 1,000.
+Not part of `make test`; tests/integration/sync/test_cost.py checks the same at 100 and 1,000.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def measure(held: int, changed: int, per_workflow: int = 100) -> dict[str, Any]:
     from airudder_ingest.base.events import iso_utc
     from airudder_ingest.sync.client import clear_token_cache
     from tests.integration.sync_support import SyncRig, simulator
-    from tools.local_stack import LocalStack
+    from tools.local_aws.stack import LocalStack
 
     with (
         LocalStack(with_fault_proxy=False) as stack,

@@ -120,48 +120,68 @@ def rebuild_archive(
 ) -> RebuildReport:
     """Write the archive's missing lines for [first_day, last_day] (see the module docstring).
     `settled_before` (ISO-8601 UTC): items received at or after it are left to the archiver."""
-    reader = ArchiveReader(bucket, s3)
     claims = ClaimChecks(bucket, s3)
     report = RebuildReport(first_day, last_day, dry_run)
-    known: dict[Place, set[str]] = {}  # ids the archive holds, read once per folder when first needed
-    places: dict[Place, PlaceReport] = {}
-    spools: dict[Place, _Spool] = {}
-    seen = 0
-    for item in table_items(store, first_day, last_day):
-        seen += 1
+    folders = _Folders(ArchiveReader(bucket, s3), dry_run)
+    for seen, item in enumerate(table_items(store, first_day, last_day), 1):
         if progress is not None and seen % 1000 == 0:
             progress(seen)
-        if settled_before and str(item.get("received_at") or "") >= settled_before:
-            report.unsettled += 1
-            continue
-        try:
-            line = item_line(item, claims)
-        except Unarchivable as exc:
-            ident = str(item.get("event_id") or item.get("quarantine_id"))
-            report.unarchivable.append({"id": ident, "reason": str(exc)})
+        line = _rebuild_line(item, claims, settled_before, report)
+        if line is None:
             continue
         place = line_place(line)
-        if not first_day <= place[2] <= last_day:
-            continue
-        if place not in known:
-            known[place] = {line_id(held) for held in reader.day_lines(place[2], place[1], place[0])}
-            places[place] = PlaceReport(*place)
-        counts = places[place]
-        counts.in_table += 1
-        ident = line_id(line)
-        if item.get("in_archive") or ident in known[place]:
-            counts.in_archive += 1
-            continue
-        counts.missing += 1
-        known[place].add(ident)  # the same id twice in one run (a scan repeats nothing; cheap to be sure)
-        if not dry_run:
-            if place not in spools:
-                spools[place] = _Spool()
-            spools[place].add(ident, line)
-    for place, spool in sorted(spools.items()):
+        if first_day <= place[2] <= last_day:
+            folders.compare(place, line, in_archive=bool(item.get("in_archive")))
+    for place, spool in sorted(folders.spools.items()):
         key = partition_prefix(*place) + rebuild_object_name(spool.ids)
         s3.upload_fileobj(spool.finish(), bucket, key, ExtraArgs={"ContentType": "application/gzip"})
         spool.file.close()
-        places[place].key = key
-    report.places = [places[p] for p in sorted(places)]
+        folders.places[place].key = key
+    report.places = [folders.places[p] for p in sorted(folders.places)]
     return report
+
+
+def _rebuild_line(
+    item: dict[str, Any], claims: ClaimChecks, settled_before: str | None, report: RebuildReport
+) -> dict[str, Any] | None:
+    """A table item's archive line; None when the rebuild leaves it: received too recently (the archiver's
+    still), or never archivable (on the report with its reason)."""
+    if settled_before and str(item.get("received_at") or "") >= settled_before:
+        report.unsettled += 1
+        return None
+    try:
+        return item_line(item, claims)
+    except Unarchivable as exc:
+        ident = str(item.get("event_id") or item.get("quarantine_id"))
+        report.unarchivable.append({"id": ident, "reason": str(exc)})
+        return None
+
+
+class _Folders:
+    """The archive's folders a rebuild meets: the ids each holds (read once, when first needed), its
+    counts, and the lines it misses (spooled, unless a dry run)."""
+
+    def __init__(self, reader: ArchiveReader, dry_run: bool) -> None:
+        self.reader = reader
+        self.dry_run = dry_run
+        self.known: dict[Place, set[str]] = {}
+        self.places: dict[Place, PlaceReport] = {}
+        self.spools: dict[Place, _Spool] = {}
+
+    def compare(self, place: Place, line: dict[str, Any], *, in_archive: bool) -> None:
+        """Count a table item's line in its folder; spool it when the folder does not hold it."""
+        if place not in self.known:
+            self.known[place] = {line_id(held) for held in self.reader.day_lines(place[2], place[1], place[0])}
+            self.places[place] = PlaceReport(*place)
+        counts = self.places[place]
+        counts.in_table += 1
+        ident = line_id(line)
+        if in_archive or ident in self.known[place]:
+            counts.in_archive += 1
+            return
+        counts.missing += 1
+        self.known[place].add(ident)  # the same id twice in one run (a scan repeats nothing; cheap to be sure)
+        if not self.dry_run:
+            if place not in self.spools:
+                self.spools[place] = _Spool()
+            self.spools[place].add(ident, line)

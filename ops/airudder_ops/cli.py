@@ -59,7 +59,7 @@ from airudder_ops.export import (
 )
 
 if TYPE_CHECKING:
-    from airudder_ops.replay import Replayer
+    from airudder_ops.replay import Delivery, Replayer, ReplayResult, ReplaySummary
 
 PROG = "airudder-data"
 EXIT_OK, EXIT_NOT_FOUND, EXIT_ERROR = 0, 1, 2
@@ -252,7 +252,7 @@ def _configured_region() -> bool:
     return bool(os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
 
 
-def _stack_target(cloudformation: Any, name: str, settings: dict[str, str]) -> Target:
+def _describe_stack(cloudformation: Any, name: str) -> dict[str, Any]:
     from botocore.exceptions import ClientError
 
     try:
@@ -263,19 +263,30 @@ def _stack_target(cloudformation: Any, name: str, settings: dict[str, str]) -> T
         raise
     if not stacks:
         raise CliError(f"stack {name!r} not found in this account and region")
-    stack = stacks[0]
+    return dict(stacks[0])
+
+
+def _stack_target(cloudformation: Any, name: str, settings: dict[str, str]) -> Target:
+    stack = _describe_stack(cloudformation, name)
     outputs = {o["OutputKey"]: o.get("OutputValue") for o in stack.get("Outputs") or []}
     target = Target(stack=name, settings=dict(settings))
     for attribute, output in STACK_OUTPUTS.items():
         value = outputs.get(output) or _stack_resource(cloudformation, name, STACK_RESOURCES[attribute])
         setattr(target, attribute, value)
-    for parameter in stack.get("Parameters") or []:
-        variable = STACK_SETTINGS.get(parameter.get("ParameterKey", ""))
-        if variable:
-            target.settings[variable] = parameter.get("ResolvedValue") or parameter.get("ParameterValue") or ""
+    target.settings.update(_stack_settings(stack))
     if not target.table:
         raise CliError(f"stack {name!r} has no EventsTable (status {stack.get('StackStatus', '?')})")
     return target
+
+
+def _stack_settings(stack: Mapping[str, Any]) -> dict[str, str]:
+    """The settings the stack's parameters hold (STACK_SETTINGS), by environment variable."""
+    found: dict[str, str] = {}
+    for parameter in stack.get("Parameters") or []:
+        variable = STACK_SETTINGS.get(parameter.get("ParameterKey", ""))
+        if variable:
+            found[variable] = parameter.get("ResolvedValue") or parameter.get("ParameterValue") or ""
+    return found
 
 
 def _stack_resource(cloudformation: Any, stack: str, logical_id: str) -> str | None:
@@ -311,6 +322,7 @@ class Output:
         for key, value in shown:
             self.line(f"{key.ljust(width)}  {value}")
 
+    # complexity: one table layout, whose comprehensions over rows and columns radon counts one by one
     def table(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]], title: str = "") -> None:
         if title:
             self.line()
@@ -501,21 +513,25 @@ def cmd_case(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def cmd_workflow(ctx: Context, args: argparse.Namespace, out: Output) -> int:
+def _newest_status_body(ctx: Context, workflow_id: str) -> dict[str, Any]:
+    """The body of the workflow's newest status-change notification (its envelope), whose `actions` are
+    the node tasks; {} when there is none."""
     from airudder_ingest.models.workflow import WorkflowStatusChanged
 
+    for event in ctx.store.entity_events("WORKFLOW", workflow_id, newest_first=True):
+        if event.get("webhook_type") == WorkflowStatusChanged.webhook_type:
+            return ctx.body(event)
+    return {}
+
+
+def cmd_workflow(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     store = ctx.store
     workflow_id = args.workflow_id
     state = store.get_state("WORKFLOW", workflow_id)
     members = [m for m in store.workflow_members(workflow_id) if m.get("entity_kind") != "WORKFLOW"]
     if state is None and not members:
         raise NotFound(f"workflow {workflow_id}")
-    # The node tasks are the `actions` of the newest status-change notification (its envelope).
-    status_body: dict[str, Any] = {}
-    for event in store.entity_events("WORKFLOW", workflow_id, newest_first=True):
-        if event.get("webhook_type") == WorkflowStatusChanged.webhook_type:
-            status_body = ctx.body(event)
-            break
+    status_body = _newest_status_body(ctx, workflow_id)
     actions = [a for a in status_body.get("actions") or [] if isinstance(a, dict)]
     nodes = _node_tasks(actions, members)
     if out.as_json:
@@ -525,7 +541,7 @@ def cmd_workflow(ctx: Context, args: argparse.Namespace, out: Output) -> int:
                 "workflow_name": status_body.get("workflow_name"),
                 "state": ctx.readable(state),
                 "node_tasks": nodes,
-                "members": [ctx.readable(m) for m in members],
+                "members": list(map(ctx.readable, members)),
             }
         )
         return EXIT_OK
@@ -563,11 +579,7 @@ def _node_tasks(actions: list[dict[str, Any]], members: list[dict[str, Any]]) ->
     for action in actions:
         node_id = str(action.get("nodetask_id") or "")
         seen.add(node_id)
-        mine = [
-            c
-            for c in calls
-            if c.get("nodetask_id") == node_id or (action.get("task_id") and c.get("task_id") == action.get("task_id"))
-        ]
+        mine = _node_calls(calls, node_id, action.get("task_id"))
         nodes.append({**{k: plain(v) for k, v in action.items()}, "calls": len(mine), "results": _results(mine)})
     others = [c for c in calls if str(c.get("nodetask_id") or "") not in seen]
     if others:
@@ -575,9 +587,23 @@ def _node_tasks(actions: list[dict[str, Any]], members: list[dict[str, Any]]) ->
     return nodes
 
 
+def _node_calls(calls: list[dict[str, Any]], node_id: str, task_id: Any) -> list[dict[str, Any]]:
+    """The calls filed under a node task: by its id, or by the outbound task it ran."""
+    return [c for c in calls if c.get("nodetask_id") == node_id or (task_id and c.get("task_id") == task_id)]
+
+
 def _results(calls: list[dict[str, Any]]) -> str:
     counts = Counter(str(c.get("status") or "?") for c in calls)
     return ", ".join(f"{status} {n}" for status, n in counts.most_common())
+
+
+def _by_kind(members: list[dict[str, Any]], *kinds: str) -> list[list[dict[str, Any]]]:
+    """The members of each of `kinds`, then the others."""
+    groups: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (*kinds, "")}
+    for member in members:
+        kind = str(member.get("entity_kind") or "")
+        groups[kind if kind in kinds else ""].append(member)
+    return list(groups.values())
 
 
 def cmd_task(ctx: Context, args: argparse.Namespace, out: Output) -> int:
@@ -587,21 +613,30 @@ def cmd_task(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     members = [m for m in store.task_members(task_id) if m.get("entity_kind") not in ("DTASK", "TASK")]
     if state is None and not members:
         raise NotFound(f"task {task_id}")
-    calls = [m for m in members if m.get("entity_kind") == "CALL"]
-    agents = [m for m in members if m.get("entity_kind") == "AGENT"]
-    others = [m for m in members if m.get("entity_kind") not in ("CALL", "AGENT")]
+    calls, agents, others = _by_kind(members, "CALL", "AGENT")
     if out.as_json:
         out.json(
             {
                 "task_id": task_id,
                 "state": ctx.readable(state),
-                "calls": [ctx.readable(m) for m in calls],
-                "agents": [ctx.readable(m) for m in agents],
-                "others": [ctx.readable(m) for m in others],
+                "calls": list(map(ctx.readable, calls)),
+                "agents": list(map(ctx.readable, agents)),
+                "others": list(map(ctx.readable, others)),
             }
         )
         return EXIT_OK
-    s = state or {}
+    _print_task(out, task_id, state or {}, calls, agents, others)
+    return EXIT_OK
+
+
+def _print_task(
+    out: Output,
+    task_id: str,
+    s: Mapping[str, Any],
+    calls: list[dict[str, Any]],
+    agents: list[dict[str, Any]],
+    others: list[dict[str, Any]],
+) -> None:
     out.line(f"task {task_id}")
     out.fields(
         [
@@ -621,7 +656,6 @@ def cmd_task(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     )
     if others:
         out.table(others, MEMBER_TABLE, "others")
-    return EXIT_OK
 
 
 def cmd_recording(ctx: Context, args: argparse.Namespace, out: Output) -> int:
@@ -723,6 +757,15 @@ def cmd_export(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+UNREADABLE_TABLE = [
+    *EVENT_TABLE[:2],
+    ("unreadable", "unreadable"),
+    *EVENT_TABLE[3:5],
+    ("phone", "phone"),
+    EVENT_TABLE[6],
+]
+
+
 def cmd_unreadable(ctx: Context, args: argparse.Namespace, out: Output) -> int:
     """Events stored with facts their model could not read (`unreadable`), day by day: the archive lines
     of those days that carry `unreadable` (one pass over the days' objects)."""
@@ -735,31 +778,19 @@ def cmd_unreadable(ctx: Context, args: argparse.Namespace, out: Output) -> int:
         out.json({"days": days, "type": args.type, "events": [readable_line(e) for e in events]})
         return EXIT_OK
     out.line(f"events of {span}{' of type ' + args.type if args.type else ''} with facts that could not be read")
-    rows = [e | {"unreadable": ", ".join(map(str, e.get("unreadable") or []))} for e in events]
-    columns = [*EVENT_TABLE[:2], ("unreadable", "unreadable"), *EVENT_TABLE[3:5], ("phone", "phone"), EVENT_TABLE[6]]
-    out.table(rows, columns, "events, oldest first")
+    out.table(_unreadable_rows(events), UNREADABLE_TABLE, "events, oldest first")
     return EXIT_OK
 
 
+def _unreadable_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e | {"unreadable": ", ".join(map(str, e.get("unreadable") or []))} for e in events]
+
+
 def cmd_replay(ctx: Context, args: argparse.Namespace, out: Output) -> int:
-    from airudder_ops.replay import Delivery, ReplayResult, ReplaySummary
+    from airudder_ops.replay import ReplaySummary
 
     replayer = _replayer(ctx, dry_run=args.dry_run)
-    deliveries: Iterable[Delivery]
-    if args.call_id:
-        deliveries = replayer.call_deliveries(args.call_id)
-        if not deliveries:
-            raise NotFound(f"call {args.call_id}")
-        scope = f"call {args.call_id}"
-    elif args.quarantine:
-        found = replayer.quarantine_delivery(args.quarantine)
-        if found is None:
-            raise NotFound(f"quarantined delivery {args.quarantine}")
-        deliveries, scope = [found], f"quarantined delivery {args.quarantine}"
-    else:
-        deliveries = replayer.day_deliveries(args.day, args.type, quarantined=args.quarantined)
-        area = "quarantined" if args.quarantined else "archived"
-        scope = f"{area} {args.type + ' ' if args.type else ''}deliveries of {args.day}"
+    deliveries, scope = _deliveries_to_replay(replayer, args)
     summary = ReplaySummary()
     results: list[ReplayResult] = []
     progress = Progress("replayed", quiet=args.quiet)
@@ -782,26 +813,49 @@ def cmd_replay(ctx: Context, args: argparse.Namespace, out: Output) -> int:
             }
         )
     else:
-        out.line(f"replay of {scope}{' (dry run: nothing written)' if args.dry_run else ''}")
-        out.fields((outcome, f"{n:,}") for outcome, n in sorted(summary.counts.items()))
-        out.table(
-            [r.as_dict() | {"differs": ", ".join(r.differs)} for r in results],
-            [
-                ("outcome", "outcome"),
-                ("webhook_type", "type"),
-                ("event_id", "event id"),
-                ("entity", "entity"),
-                ("differs", "model reads differently"),
-                ("detail", "detail"),
-                ("origin", "read from"),
-            ],
-            "deliveries not unchanged",
-        )
+        _print_replay(out, scope, args.dry_run, summary, results)
     invalid = summary.counts.get("invalid", 0)
     if invalid:
         print(f"{PROG}: replayed {summary.total}; {invalid} of them still cannot be read", file=sys.stderr)
         return EXIT_NOT_FOUND
     return EXIT_OK
+
+
+def _deliveries_to_replay(replayer: Replayer, args: argparse.Namespace) -> tuple[Iterable[Delivery], str]:
+    """The deliveries a replay command names (a call's, one quarantined, or a day's), and how to say so."""
+    if args.call_id:
+        deliveries = replayer.call_deliveries(args.call_id)
+        if not deliveries:
+            raise NotFound(f"call {args.call_id}")
+        return deliveries, f"call {args.call_id}"
+    if args.quarantine:
+        found = replayer.quarantine_delivery(args.quarantine)
+        if found is None:
+            raise NotFound(f"quarantined delivery {args.quarantine}")
+        return [found], f"quarantined delivery {args.quarantine}"
+    area = "quarantined" if args.quarantined else "archived"
+    scope = f"{area} {args.type + ' ' if args.type else ''}deliveries of {args.day}"
+    return replayer.day_deliveries(args.day, args.type, quarantined=args.quarantined), scope
+
+
+def _print_replay(
+    out: Output, scope: str, dry_run: bool, summary: ReplaySummary, results: Sequence[ReplayResult]
+) -> None:
+    out.line(f"replay of {scope}{' (dry run: nothing written)' if dry_run else ''}")
+    out.fields((outcome, f"{n:,}") for outcome, n in sorted(summary.counts.items()))
+    out.table(
+        [r.as_dict() | {"differs": ", ".join(r.differs)} for r in results],
+        [
+            ("outcome", "outcome"),
+            ("webhook_type", "type"),
+            ("event_id", "event id"),
+            ("entity", "entity"),
+            ("differs", "model reads differently"),
+            ("detail", "detail"),
+            ("origin", "read from"),
+        ],
+        "deliveries not unchanged",
+    )
 
 
 def _replayer(ctx: Context, *, dry_run: bool) -> Replayer:
@@ -1022,6 +1076,7 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
+# complexity: one message per AWS failure a user can fix; a flat list of cases reads best
 def _aws_problem(exc: Exception, ctx: Context) -> str | None:
     """One line for the AWS failures a user can fix; None for anything else (a bug: traceback)."""
     from botocore.exceptions import (

@@ -17,7 +17,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,25 +58,28 @@ def move_messages(
                 break
             continue
         empty_receives = 0
-        entries = []
-        for n, message in enumerate(messages):
-            entry: dict[str, Any] = {"Id": str(n), "MessageBody": message["Body"]}
-            attributes = _attributes(message.get("MessageAttributes") or {})
-            if attributes:
-                entry["MessageAttributes"] = attributes
-            entries.append(entry)
-        sent = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
-        sent_ids = {item["Id"] for item in sent.get("Successful", [])}
-        result.failed += len(sent.get("Failed", []))
-        done = [
-            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages) if str(n) in sent_ids
-        ]
-        if done:
-            deleted = sqs.delete_message_batch(QueueUrl=dlq_url, Entries=done)
-            # A message sent but not deleted would be moved twice: the copier skips archived calls.
-            result.failed += len(deleted.get("Failed", []))
-        result.moved += len(done)
+        _move_batch(sqs, dlq_url, queue_url, messages, result)
     return result
+
+
+def _move_batch(sqs: Any, dlq_url: str, queue_url: str, messages: list[dict[str, Any]], result: RedriveResult) -> None:
+    """Send one received batch to `queue_url`, then delete from `dlq_url` the messages that were sent."""
+    entries = []
+    for n, message in enumerate(messages):
+        entry: dict[str, Any] = {"Id": str(n), "MessageBody": message["Body"]}
+        attributes = _attributes(message.get("MessageAttributes") or {})
+        if attributes:
+            entry["MessageAttributes"] = attributes
+        entries.append(entry)
+    sent = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+    sent_ids = {item["Id"] for item in sent.get("Successful", [])}
+    result.failed += len(sent.get("Failed", []))
+    done = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages) if str(n) in sent_ids]
+    if done:
+        deleted = sqs.delete_message_batch(QueueUrl=dlq_url, Entries=done)
+        # A message sent but not deleted would be moved twice: the copier skips archived calls.
+        result.failed += len(deleted.get("Failed", []))
+    result.moved += len(done)
 
 
 def _attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,20 +146,26 @@ def main(argv: list[str] | None = None, *, clients: Mapping[str, Any] | None = N
             clients[service] = boto3.session.Session().client(service, **options)
         return clients[service]
 
-    if args.queue_url or args.dlq_url:
-        if not (args.queue_url and args.dlq_url):
-            parser.error("--queue-url and --dlq-url go together")
-        queue_url, dlq_url = args.queue_url, args.dlq_url
-    elif args.stack_name:
-        queue_url, dlq_url = stack_queues(client("cloudformation"), args.stack_name)
-    elif args.endpoint_url:
-        queue_url, dlq_url = discover_queues(client("sqs"))
-    else:
-        parser.error("give --stack-name, --queue-url/--dlq-url, or --endpoint-url for a local stack")
+    queue_url, dlq_url = _queue_urls(args, parser, client)
     result = move_messages(client("sqs"), dlq_url, queue_url, limit=args.max, dry_run=args.dry_run)
     verb = "would move" if args.dry_run else "moved"
     print(f"{verb} {result.moved} message(s) from {dlq_url} to {queue_url}; {result.failed} failed")
     return 1 if result.failed else 0
+
+
+def _queue_urls(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, client: Callable[[str], Any]
+) -> tuple[str, str]:
+    """(recordings queue URL, dead-letter queue URL): as given, from the stack, or found on a local endpoint."""
+    if args.queue_url or args.dlq_url:
+        if not (args.queue_url and args.dlq_url):
+            parser.error("--queue-url and --dlq-url go together")
+        return args.queue_url, args.dlq_url
+    if args.stack_name:
+        return stack_queues(client("cloudformation"), args.stack_name)
+    if args.endpoint_url:
+        return discover_queues(client("sqs"))
+    parser.error("give --stack-name, --queue-url/--dlq-url, or --endpoint-url for a local stack")
 
 
 if __name__ == "__main__":

@@ -191,14 +191,7 @@ class Replayer:
     def _known(self, delivery: Delivery, rec: EventRecord, existing: dict[str, Any]) -> ReplayResult:
         """The event is stored already: keep what it was stored with (times, source, facts); redo the
         state update and the recording link only when the state does not hold it yet."""
-        left_out = set(existing.get("left_out") or ())
-        facts: dict[str, Any] = {name: _stored_fact(existing, name) for name in FACT_FIELDS}
-        differs = tuple(name for name in FACT_FIELDS if name not in left_out and getattr(rec, name) != facts[name])
-        facts["entity_kind"] = str(existing.get("entity_kind") or rec.entity_kind)
-        facts["entity_id"] = str(existing.get("entity_id") or rec.entity_id)
-        for name in left_out:  # too large for the item: the current reading stands in for it
-            facts.pop(name, None)
-        stored = replace(rec.timed_as(existing), source=str(existing.get("source") or rec.source), **facts)
+        stored, differs = _as_stored(rec, existing)
         result = partial(
             ReplayResult, delivery.origin, webhook_type=rec.webhook_type, event_id=rec.event_id, entity=stored.entity
         )
@@ -211,6 +204,18 @@ class Replayer:
         self.recorder.queue_recording(stored)
         return result("repaired", differs=differs)
 
+    def _json_of(self, request: WebhookRequest, webhook_type: str) -> tuple[bytes | None, Any]:
+        """(plaintext when the route decrypts, else None; the JSON value of the body or plaintext)."""
+        try:
+            plaintext = self.decryption.open(request, webhook_type)
+        except DecryptionFailed as exc:
+            raise _Invalid(f"body could not be decrypted: {exc}") from None
+        try:
+            value = json.loads((request.body if plaintext is None else plaintext).decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise _Invalid(f"body is not valid JSON: {exc}") from None
+        return plaintext, value
+
     def _record(self, line: Mapping[str, Any], webhook_type: str) -> tuple[EventRecord, Envelope]:
         """Parse an archive line's body with the current model: the record the recorder stores, and the
         envelope it packs onto a new event item."""
@@ -221,23 +226,8 @@ class Replayer:
         if not received_at:
             raise _Invalid("the archived delivery has no received_at")
         body = body_of(line)
-        request = WebhookRequest(
-            body=body,
-            headers=dict(line.get("headers") or {}),
-            query=dict(line.get("query") or {}),
-            route_path=str(line.get("route") or ""),
-            raw_path=str(line.get("path") or ""),
-            request_id=str(line.get("request_id") or ""),
-            source_ip=str(line.get("source_ip") or ""),
-        )
-        try:
-            plaintext = self.decryption.open(request, webhook_type)
-        except DecryptionFailed as exc:
-            raise _Invalid(f"body could not be decrypted: {exc}") from None
-        try:
-            value = json.loads((body if plaintext is None else plaintext).decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise _Invalid(f"body is not valid JSON: {exc}") from None
+        request = _request_of(line, body)
+        plaintext, value = self._json_of(request, webhook_type)
         if not isinstance(value, dict) and not model.accepts_any_json:
             raise _Invalid(f"body of a {webhook_type} delivery is JSON but not an object")
         rec = self.recorder.build_record(
@@ -260,6 +250,32 @@ class Replayer:
             decoded=canonical_json(value) if plaintext is not None else None,
         )
         return rec, envelope
+
+
+def _as_stored(rec: EventRecord, existing: Mapping[str, Any]) -> tuple[EventRecord, tuple[str, ...]]:
+    """`rec` with what its stored event was stored with (times, source, facts), and the names of the
+    facts the current model reads differently."""
+    left_out = set(existing.get("left_out") or ())
+    facts: dict[str, Any] = {name: _stored_fact(existing, name) for name in FACT_FIELDS}
+    differs = tuple(name for name in FACT_FIELDS if name not in left_out and getattr(rec, name) != facts[name])
+    facts["entity_kind"] = str(existing.get("entity_kind") or rec.entity_kind)
+    facts["entity_id"] = str(existing.get("entity_id") or rec.entity_id)
+    for name in left_out:  # too large for the item: the current reading stands in for it
+        facts.pop(name, None)
+    return replace(rec.timed_as(existing), source=str(existing.get("source") or rec.source), **facts), differs
+
+
+def _request_of(line: Mapping[str, Any], body: bytes) -> WebhookRequest:
+    """The request an archive line records, as the HTTP edge read it."""
+    return WebhookRequest(
+        body=body,
+        headers=dict(line.get("headers") or {}),
+        query=dict(line.get("query") or {}),
+        route_path=str(line.get("route") or ""),
+        raw_path=str(line.get("path") or ""),
+        request_id=str(line.get("request_id") or ""),
+        source_ip=str(line.get("source_ip") or ""),
+    )
 
 
 def _stored_fact(existing: Mapping[str, Any], name: str) -> Any:

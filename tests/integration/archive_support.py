@@ -25,8 +25,8 @@ from airudder_ingest.storage.archive import (
     unpack_envelope,
 )
 from airudder_ingest.storage.store import EventStore
-from tools.cfn import load_template
-from tools.local_stack import LocalStack
+from tools.local_aws.stack import LocalStack
+from tools.local_aws.template import load_template
 
 EVERY_DAY = ("0000-01-01", "9999-12-31")
 ARCHIVER = "ArchiverFunction"

@@ -19,8 +19,8 @@ from airudder_ingest.storage.archive import ClaimChecks, unpack_envelope
 from airudder_ingest.storage.store import EventStore
 from airudder_ingest.sync.client import AirudderApiSettings, AirudderClient, AirudderCredentials, RequestCounter
 from airudder_ingest.sync.job import SyncSettings, WorkflowSync
-from tools.local_aws import aws_client
-from tools.local_stack import LocalStack
+from tools.local_aws.moto_server import aws_client
+from tools.local_aws.stack import LocalStack
 from tools.simulator import AirudderSimulator, Call, Dataset, DatasetConfig, call_completed_body
 
 APP_KEY, APP_SECRET = "sync-test-key", "sync-test-secret"
@@ -109,7 +109,7 @@ class SyncRig:
     def event(self, event_id: str) -> dict[str, Any] | None:
         """The stored event of an id (found through the table's stream, see Inspector.event)."""
         if self._inspector is None:
-            from .conftest import Inspector
+            from .stack_support import Inspector
 
             self._inspector = Inspector(self.stack)
         return self._inspector.event(event_id)

@@ -48,11 +48,10 @@ from hypothesis import strategies as st
 from airudder_ingest.base.events import event_id
 from airudder_ingest.storage.archive import body_of, iter_jsonl_gz
 from airudder_ingest.sync.job import webhook_body
-from tools.local_stack import TEST_TIMEOUT_SCALE, LocalStack
+from tools.local_aws.stack import TEST_TIMEOUT_SCALE, LocalStack
 from tools.simulator import AirudderSimulator, Delivery
 from tools.simulator.bodies import dump_json
 
-from .conftest import Client, Inspector, all_samples
 from .drills_support import (
     HOSTILE_SYNC_CALLS,
     REPO_ROOT,
@@ -64,6 +63,7 @@ from .drills_support import (
     record_changes,
     same_json,
 )
+from .stack_support import Client, Inspector, all_samples
 from .sync_support import CALL_TYPE, SyncRig, simulator, sync_quarantine
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ CALL_ROUTE = "/webhooks/workflow/call"
 DIALER = "/webhooks/workflow/dialer"
 
 
-# The drills measure ingest, not the route throttles (tests/integration/test_route_throttles.py): buckets
+# The drills measure ingest, not the route throttles (tests/integration/edge/test_route_throttles.py): buckets
 # larger than every request a drill can send (the outage drill's retries included), so none is throttled
 # whatever the timing.
 UNTHROTTLED = {
@@ -127,7 +127,7 @@ def test_an_aws_outage_mid_push_loses_nothing_and_stores_every_event_once(
     # has been refused OUTAGE_REFUSALS times (about two retry delays). Driven by the pusher's outcomes, not
     # by a clock: however slow the machine, the outage happens mid-push, refuses some deliveries, and no
     # delivery can fail five times (three refusals, plus one attempt in flight when AWS comes back).
-    outage = {"delivered": 0, "phase": "before", "started": 0.0, "seconds": 0.0}
+    outage: dict[str, Any] = {"delivered": 0, "phase": "before", "started": 0.0, "seconds": 0.0}
     refusals: Counter[int] = Counter()
 
     def cut_aws_in_the_middle(delivery: Delivery, attempt: int, outcome: str) -> None:
@@ -202,7 +202,7 @@ def _contact(call_id: str, rec: str = "") -> dict[str, Any]:
 def test_a_handler_killed_mid_ingest_is_completed_by_the_retry(
     stop_after: str, stack: LocalStack, inspector: Inspector, client: Client, tmp_path: Path
 ) -> None:
-    from tools.gateway import build_event, match_route
+    from tools.local_aws.gateway import build_event, match_route
 
     assert stack.faults is not None
     call_id = f"kill-{stop_after}-{os.getpid()}-{time.monotonic_ns()}"

@@ -91,21 +91,25 @@ def to_utc(value: Any, naive_offset: timezone = UTC) -> datetime | None:
         except OverflowError:  # an int past float's range
             raise ValueError("timestamp out of range") from None
     if isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            return _from_epoch(float(text))
-        iso = text.replace("Z", "+00:00").replace("z", "+00:00")
-        try:
-            parsed = datetime.fromisoformat(iso)
-        except ValueError:
-            raise ValueError("unrecognised timestamp") from None  # never the value: it may be anything
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=naive_offset)
-        try:
-            return parsed.astimezone(UTC)
-        except (OverflowError, ValueError):  # year 0 or 10000 once moved to UTC
-            raise ValueError("timestamp out of range") from None
+        return _text_to_utc(value.strip(), naive_offset)
     raise ValueError(f"unrecognised timestamp of type {type(value).__name__}")
+
+
+def _text_to_utc(text: str, naive_offset: timezone) -> datetime:
+    """to_utc of a non-empty text: epoch digits, or ISO-8601."""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return _from_epoch(float(text))
+    iso = text.replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(iso)
+    except ValueError:
+        raise ValueError("unrecognised timestamp") from None  # never the value: it may be anything
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=naive_offset)
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):  # year 0 or 10000 once moved to UTC
+        raise ValueError("timestamp out of range") from None
 
 
 def _from_epoch(number: float) -> datetime:
@@ -134,7 +138,7 @@ def iso_utc(moment: datetime) -> str:
 # national); any other bare digits are national: one trunk prefix dropped, the configured code
 # prefixed. Masked numbers and anything with other characters are kept as sent, and so are bare
 # digits when no country is configured. `phonenumbers` would decide the same way for the countries
-# below (tests/unit/test_phone_numbers.py holds us to it), but its import costs 40-50 ms per cold start.
+# below (tests/unit/base/test_phone_numbers.py holds us to it), but its import costs 40-50 ms per cold start.
 
 
 class _NumberingPlan(NamedTuple):

@@ -81,6 +81,7 @@ def _int_text(value: int) -> str:
         return f"int of {value.bit_length()} bits"
 
 
+# complexity: one branch per kind of value DynamoDB stores; split, the kinds would hide each other
 def storable(value: Any) -> Any:
     """`value` as DynamoDB can take it: strings UTF-8, numbers in range (else text), floats as Decimal;
     inside lists and maps too."""

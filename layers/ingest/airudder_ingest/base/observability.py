@@ -8,14 +8,19 @@ so one Logs Insights search over the log groups finds a delivery's whole path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.exceptions import OrphanedChildLoggerError
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 logger = Logger(child=True)
 
@@ -75,3 +80,13 @@ def delivery_log_keys(event_id: str | None, request_id: str | None) -> None:
         absent = [k for k in ("event_id", "correlation_id") if k not in present]
         if absent:
             logger.remove_keys(absent)
+
+
+def lambda_entry(handle: Handler) -> Handler:
+    """`handle` as a function's Lambda handler: the invocation's context on every log line (cleared
+    between invocations) and the metrics flushed after each one. The stream, queue and schedule functions
+    are this around their layer object; the webhook's handler adds its correlation id and delivery metric."""
+    handler_logger = Logger()
+    metrics = Metrics()
+    wrapped: Handler = metrics.log_metrics(handler_logger.inject_lambda_context(clear_state=True)(handle))
+    return wrapped

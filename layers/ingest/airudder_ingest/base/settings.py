@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+import re
+from collections.abc import Mapping
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -17,11 +19,31 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MIN_EVENT_TTL_DAYS = 3
 
 
-class StoreSettings(BaseModel):
+class EnvSettings(BaseModel):
+    """Settings read from the environment (`from_env`) or given by field name: each field's environment
+    variable is its alias. Every settings class of the layer is one of these."""
+
+    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """The settings from `environ` (default: os.environ); a variable that is not set keeps the default."""
+        env: Mapping[str, str] = os.environ if environ is None else environ
+        names = {f.validation_alias for f in cls.model_fields.values() if isinstance(f.validation_alias, str)}
+        return cls.model_validate({name: env[name] for name in names if name in env})
+
+
+def split_list(value: Any, separators: str = r",") -> Any:
+    """A list setting written as text ("a,b"): its non-empty parts, stripped; anything else as it is (for
+    a `mode="before"` field validator)."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in re.split(separators, value) if part.strip())
+    return value
+
+
+class StoreSettings(EnvSettings):
     """What records an event: the table, the bucket (claim checks), the recordings queue, the rules that
     normalise facts. The webhook functions, the sync and a replay share them."""
-
-    model_config = ConfigDict(frozen=True)
 
     table_name: str = Field(alias="EVENTS_TABLE")
     bucket_name: str = Field(alias="ARCHIVE_BUCKET")
@@ -41,12 +63,6 @@ class StoreSettings(BaseModel):
     def _outlives_the_stream(cls, days: int) -> int:
         return max(days, MIN_EVENT_TTL_DAYS) if days else 0
 
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Any:
-        env: Any = os.environ if environ is None else environ
-        fields = {f.alias for f in cls.model_fields.values() if f.alias}
-        return cls.model_validate({k: env[k] for k in fields if k in env})
-
 
 class IngestSettings(StoreSettings):
     """The webhook functions': the store's, and the HTTP edge's (token, size, signatures, decryption)."""
@@ -64,5 +80,4 @@ class IngestSettings(StoreSettings):
 
 @functools.cache
 def get_settings() -> IngestSettings:
-    settings: IngestSettings = IngestSettings.from_env()
-    return settings
+    return IngestSettings.from_env()

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from airudder_ingest.base.secret_values import Fetch, SecretValues, fetch_secret
 from airudder_ingest.edge.apigw import WebhookRequest
-from airudder_ingest.edge.route_settings import RouteSettings
+from airudder_ingest.edge.route_settings import RouteSettings, RouteWorkers
 from airudder_ingest.edge.signing import decode_text
 
 SETTING = "PAYLOAD_DECRYPTION"
@@ -89,21 +89,26 @@ class DecryptionRule(BaseModel):
             if self.iv is not None:
                 raise ValueError("aes-ecb takes no iv")
             return self
-        if self.iv_source == "setting":
-            if self.iv is None:
-                raise ValueError("iv_source 'setting' needs an iv")
-            size = len(decode_text(self.iv, self.iv_encoding))  # not in iv_encoding: a setting error
-            if self.mode == "aes-cbc" and size != AES_BLOCK_BYTES:
-                raise ValueError(f"iv is {size} bytes; aes-cbc needs {AES_BLOCK_BYTES}")
-            if self.mode == "aes-gcm" and not 8 <= size <= 16:
-                raise ValueError(f"nonce is {size} bytes; aes-gcm takes 8 to 16 (12 is usual)")
-        if self.iv_source == "key" and self.mode != "aes-cbc":
-            raise ValueError("iv_source 'key' is only for aes-cbc")
+        self._check_iv()
         if self.mode == "aes-gcm" and self.padding != "pkcs7":
             raise ValueError("padding does not apply to aes-gcm")
         if self.field is not None and self.encoding == "binary":
             raise ValueError("a ciphertext inside a JSON field cannot be binary")
         return self
+
+    def _check_iv(self) -> None:
+        """The IV (or nonce) of aes-cbc and aes-gcm: where it comes from, and its size when it is a setting."""
+        if self.iv_source == "key" and self.mode != "aes-cbc":
+            raise ValueError("iv_source 'key' is only for aes-cbc")
+        if self.iv_source != "setting":
+            return
+        if self.iv is None:
+            raise ValueError("iv_source 'setting' needs an iv")
+        size = len(decode_text(self.iv, self.iv_encoding))  # not in iv_encoding: a setting error
+        if self.mode == "aes-cbc" and size != AES_BLOCK_BYTES:
+            raise ValueError(f"iv is {size} bytes; aes-cbc needs {AES_BLOCK_BYTES}")
+        if self.mode == "aes-gcm" and not 8 <= size <= 16:
+            raise ValueError(f"nonce is {size} bytes; aes-gcm takes 8 to 16 (12 is usual)")
 
 
 def _ciphertext(body: bytes, rule: DecryptionRule) -> bytes:
@@ -141,38 +146,42 @@ def _unpad(data: bytes, padding: str) -> bytes:
 
 def aes_decrypt(ciphertext: bytes, key: bytes, rule: DecryptionRule) -> bytes:
     """Plaintext of `ciphertext` under `key` with the rule's mode, IV and padding."""
+    if len(key) not in AES_KEY_BYTES:
+        raise DecryptionFailed(f"the key is {len(key)} bytes; AES needs 16, 24 or 32")
+    if rule.mode == "aes-gcm":
+        return _gcm_decrypt(ciphertext, key, rule)
+    return _block_decrypt(ciphertext, key, rule)
+
+
+def _gcm_decrypt(data: bytes, key: bytes, rule: DecryptionRule) -> bytes:
     # Imported here so that only routes that decrypt load the library.
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-    if len(key) not in AES_KEY_BYTES:
-        raise DecryptionFailed(f"the key is {len(key)} bytes; AES needs 16, 24 or 32")
-    data = ciphertext
-    if rule.mode == "aes-gcm":
-        if rule.iv_source == "prefix":
-            nonce, data = data[: rule.nonce_length], data[rule.nonce_length :]
-        else:
-            nonce = decode_text(rule.iv or "", rule.iv_encoding)
-        if (len(nonce) < rule.nonce_length and rule.iv_source == "prefix") or len(data) < rule.tag_length:
-            raise DecryptionFailed("ciphertext is shorter than its nonce and tag")
-        data, tag = data[: -rule.tag_length], data[-rule.tag_length :]
-        decryptor = Cipher(algorithms.AES(key), modes.GCM(nonce, tag, min_tag_length=rule.tag_length)).decryptor()
-        if rule.aad:
-            decryptor.authenticate_additional_data(rule.aad.encode())
-        try:
-            return decryptor.update(data) + decryptor.finalize()
-        except InvalidTag:
-            raise DecryptionFailed("authentication tag does not match (wrong key, nonce or data)") from None
+    if rule.iv_source == "prefix":
+        nonce, data = data[: rule.nonce_length], data[rule.nonce_length :]
+    else:
+        nonce = decode_text(rule.iv or "", rule.iv_encoding)
+    if (len(nonce) < rule.nonce_length and rule.iv_source == "prefix") or len(data) < rule.tag_length:
+        raise DecryptionFailed("ciphertext is shorter than its nonce and tag")
+    data, tag = data[: -rule.tag_length], data[-rule.tag_length :]
+    decryptor = Cipher(algorithms.AES(key), modes.GCM(nonce, tag, min_tag_length=rule.tag_length)).decryptor()
+    if rule.aad:
+        decryptor.authenticate_additional_data(rule.aad.encode())
+    try:
+        return decryptor.update(data) + decryptor.finalize()
+    except InvalidTag:
+        raise DecryptionFailed("authentication tag does not match (wrong key, nonce or data)") from None
+
+
+def _block_decrypt(data: bytes, key: bytes, rule: DecryptionRule) -> bytes:
+    """aes-cbc or aes-ecb: whole blocks, then the rule's padding removed."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    mode: modes.ModeWithInitializationVector | modes.ECB
     if rule.mode == "aes-cbc":
-        if rule.iv_source == "prefix":
-            if len(data) < 2 * AES_BLOCK_BYTES:
-                raise DecryptionFailed("ciphertext is shorter than its iv and one block")
-            iv, data = data[:AES_BLOCK_BYTES], data[AES_BLOCK_BYTES:]
-        elif rule.iv_source == "key":
-            iv = key[:AES_BLOCK_BYTES]
-        else:
-            iv = decode_text(rule.iv or "", rule.iv_encoding)
-        mode: modes.ModeWithInitializationVector | modes.ECB = modes.CBC(iv)
+        iv, data = _cbc_iv(data, key, rule)
+        mode = modes.CBC(iv)
     else:
         # ECB is AIRUDDER's choice to make, not ours: supported because their guide may use it.
         mode = modes.ECB()  # noqa: S305
@@ -180,6 +189,17 @@ def aes_decrypt(ciphertext: bytes, key: bytes, rule: DecryptionRule) -> bytes:
         raise DecryptionFailed(f"ciphertext is {len(data)} bytes, not whole {AES_BLOCK_BYTES}-byte blocks")
     block = Cipher(algorithms.AES(key), mode).decryptor()
     return _unpad(block.update(data) + block.finalize(), rule.padding)
+
+
+def _cbc_iv(data: bytes, key: bytes, rule: DecryptionRule) -> tuple[bytes, bytes]:
+    """The IV of an aes-cbc ciphertext, and the ciphertext without it."""
+    if rule.iv_source == "prefix":
+        if len(data) < 2 * AES_BLOCK_BYTES:
+            raise DecryptionFailed("ciphertext is shorter than its iv and one block")
+        return data[:AES_BLOCK_BYTES], data[AES_BLOCK_BYTES:]
+    if rule.iv_source == "key":
+        return key[:AES_BLOCK_BYTES], data
+    return decode_text(rule.iv or "", rule.iv_encoding), data
 
 
 def _is_json(data: bytes) -> bool:
@@ -234,29 +254,20 @@ class PayloadDecryptor:
         return plain
 
 
-class PayloadDecryption:
+class PayloadDecryption(RouteWorkers[DecryptionRule, PayloadDecryptor]):
     """The decryption settings of every route, from PAYLOAD_DECRYPTION."""
 
     def __init__(self, rules: RouteSettings[DecryptionRule], fetch: Fetch = fetch_secret) -> None:
-        self.rules = rules
-        self._fetch = fetch
-        self._decryptors: dict[DecryptionRule, PayloadDecryptor] = {}
+        def decryptor(rule: DecryptionRule) -> PayloadDecryptor:
+            return PayloadDecryptor(rule, SecretValues(rule.key_secret, "decryption key", rule.cache_seconds, fetch))
+
+        super().__init__(rules, decryptor)
 
     @classmethod
     def from_json(cls, text: str | None, fetch: Fetch = fetch_secret) -> PayloadDecryption:
         return cls(RouteSettings.parse(text, DecryptionRule, SETTING), fetch)
 
-    def decryptor(self, webhook_type: str, route: str) -> PayloadDecryptor | None:
-        rule = self.rules.for_route(webhook_type, route)
-        if rule is None:
-            return None
-        found = self._decryptors.get(rule)
-        if found is None:
-            key = SecretValues(rule.key_secret, "decryption key", rule.cache_seconds, self._fetch)
-            found = self._decryptors.setdefault(rule, PayloadDecryptor(rule, key))
-        return found
-
     def open(self, request: WebhookRequest, webhook_type: str) -> bytes | None:
         """The plaintext of an encrypted route's body; None when the route is not encrypted."""
-        decryptor = self.decryptor(webhook_type, request.route_path)
+        decryptor = self.for_route(webhook_type, request.route_path)
         return None if decryptor is None else decryptor.decrypt(request.body)

@@ -17,18 +17,33 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fnmatch import fnmatchcase
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 Rule = TypeVar("Rule", bound=BaseModel)
+Worker = TypeVar("Worker")
 _WILDCARDS = re.compile(r"[*?\[\]]")
 
 
 class RouteSettingsError(ValueError):
     """The setting's text is not a JSON object of valid per-route settings."""
+
+
+def _route_rule(key: str, value: object, rule: type[Rule], setting: str) -> Rule | None:
+    """One entry of the setting: its rule, or None (off)."""
+    if not key.strip():
+        raise RouteSettingsError(f"{setting} has an empty key")
+    try:
+        return None if value is None else rule.model_validate(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(value)'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise RouteSettingsError(f"{setting}[{key!r}] is not valid: {problems}") from None
 
 
 class RouteSettings(Generic[Rule]):
@@ -49,19 +64,7 @@ class RouteSettings(Generic[Rule]):
             raise RouteSettingsError(f"{setting} is not valid JSON: {exc}") from None
         if not isinstance(raw, dict):
             raise RouteSettingsError(f"{setting} must be a JSON object keyed by webhook type or route")
-        rules: dict[str, Rule | None] = {}
-        for key, value in raw.items():
-            if not key.strip():
-                raise RouteSettingsError(f"{setting} has an empty key")
-            try:
-                rules[key] = None if value is None else rule.model_validate(value)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in err['loc']) or '(value)'}: {err['msg']}"
-                    for err in exc.errors(include_url=False)
-                )
-                raise RouteSettingsError(f"{setting}[{key!r}] is not valid: {problems}") from None
-        return cls(rules)
+        return cls({key: _route_rule(key, value, rule, setting) for key, value in raw.items()})
 
     def __bool__(self) -> bool:
         return any(v is not None for v in self._exact.values()) or any(v is not None for _, v in self._patterns)
@@ -75,3 +78,22 @@ class RouteSettings(Generic[Rule]):
             if fnmatchcase(webhook_type, pattern) or fnmatchcase(route, pattern):
                 return value
         return None
+
+
+class RouteWorkers(Generic[Rule, Worker]):
+    """What applies each route's rule (a signature verifier, a decryptor): one per distinct rule, built on
+    first use, so the routes that share a rule share its cached secret."""
+
+    def __init__(self, rules: RouteSettings[Rule], build: Callable[[Rule], Worker]) -> None:
+        self.rules = rules
+        self._build = build
+        self._workers: dict[Rule, Worker] = {}
+
+    def for_route(self, webhook_type: str, route: str) -> Worker | None:
+        rule = self.rules.for_route(webhook_type, route)
+        if rule is None:
+            return None
+        found = self._workers.get(rule)
+        if found is None:
+            found = self._workers.setdefault(rule, self._build(rule))
+        return found

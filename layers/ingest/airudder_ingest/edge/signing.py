@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from airudder_ingest.base.errors import Unauthorized
 from airudder_ingest.base.secret_values import Fetch, SecretValues, fetch_secret
 from airudder_ingest.edge.apigw import WebhookRequest
-from airudder_ingest.edge.route_settings import RouteSettings
+from airudder_ingest.edge.route_settings import RouteSettings, RouteWorkers
 
 SETTING = "SIGNATURE_VERIFICATION"
 DEFAULT_HEADER = "X-AIRudder-Sign"
@@ -132,30 +132,21 @@ class HmacSha256Verifier:
         return any(results)
 
 
-class SignatureVerification:
+class SignatureVerification(RouteWorkers[SignatureRule, HmacSha256Verifier]):
     """The signature checks of every route, from SIGNATURE_VERIFICATION."""
 
     def __init__(self, rules: RouteSettings[SignatureRule], fetch: Fetch = fetch_secret) -> None:
-        self.rules = rules
-        self._fetch = fetch
-        self._verifiers: dict[SignatureRule, HmacSha256Verifier] = {}
+        def verifier(rule: SignatureRule) -> HmacSha256Verifier:
+            return HmacSha256Verifier(rule, SecretValues(rule.secret, "signing secret", rule.cache_seconds, fetch))
+
+        super().__init__(rules, verifier)
 
     @classmethod
     def from_json(cls, text: str | None, fetch: Fetch = fetch_secret) -> SignatureVerification:
         return cls(RouteSettings.parse(text, SignatureRule, SETTING), fetch)
 
-    def verifier(self, webhook_type: str, route: str) -> HmacSha256Verifier | None:
-        rule = self.rules.for_route(webhook_type, route)
-        if rule is None:
-            return None
-        found = self._verifiers.get(rule)
-        if found is None:
-            secret = SecretValues(rule.secret, "signing secret", rule.cache_seconds, self._fetch)
-            found = self._verifiers.setdefault(rule, HmacSha256Verifier(rule, secret))
-        return found
-
     def verify(self, request: WebhookRequest, webhook_type: str) -> None:
         """Nothing when the route is not signed or the signature matches; Unauthorized otherwise."""
-        verifier = self.verifier(webhook_type, request.route_path)
+        verifier = self.for_route(webhook_type, request.route_path)
         if verifier is not None:
             verifier.verify(request.body, request.headers)

@@ -54,7 +54,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
 import requests
 from aws_lambda_powertools import Logger, Metrics
@@ -73,6 +73,7 @@ from urllib3.util import parse_url
 from airudder_ingest.base import aws
 from airudder_ingest.base.limits import key_part
 from airudder_ingest.base.observability import delivery_log_keys
+from airudder_ingest.base.settings import EnvSettings, split_list
 from airudder_ingest.storage.store import EventStore, event_sort_key
 
 logger = Logger(child=True)
@@ -147,6 +148,30 @@ _HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 def _parse_host_entry(raw: str) -> str:
     """One allow-list entry, normalised: "host.name", ".suffix.name" or an IP address, each optionally
     with ":port" ("[v6 address]:port"). Without a port an entry allows the scheme's default port only."""
+    name, port = _entry_port(raw)
+    host = _entry_host(name, raw)
+    if port is None:
+        return host
+    return f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"  # a v6 address in brackets
+
+
+def _entry_host(name: str, raw: str) -> str:
+    """An allow-list entry's name, normalised: "host.name", ".suffix.name" or an IP address."""
+    suffix = name.startswith(".")
+    name = (name[1:] if suffix else name).rstrip(".")
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        if not name or not all(_HOST_LABEL.match(label) for label in name.split(".")):
+            raise ValueError(f"not a host name, IP address or .suffix: {raw!r}") from None
+        return f".{name}" if suffix else name
+    if suffix:
+        raise ValueError(f"an IP address cannot be a suffix: {raw!r}")
+    return str(address)
+
+
+def _entry_port(raw: str) -> tuple[str, str | None]:
+    """An allow-list entry (lower case) as its name and its port (None when it names none)."""
     entry = raw.strip().lower()
     port: str | None = None
     if entry.startswith("["):  # [v6] or [v6]:port
@@ -161,21 +186,7 @@ def _parse_host_entry(raw: str) -> str:
         name = entry
     if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
         raise ValueError(f"not a port: {raw!r}")
-    suffix = name.startswith(".")
-    name = (name[1:] if suffix else name).rstrip(".")
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        if not name or not all(_HOST_LABEL.match(label) for label in name.split(".")):
-            raise ValueError(f"not a host name, IP address or .suffix: {raw!r}") from None
-        host = f".{name}" if suffix else name
-    else:
-        if suffix:
-            raise ValueError(f"an IP address cannot be a suffix: {raw!r}")
-        host = str(address)
-        if port and address.version == 6:
-            return f"[{host}]:{int(port)}"
-    return f"{host}:{int(port)}" if port else host
+    return name, port
 
 
 def _split_entry(entry: str) -> tuple[str, int | None]:
@@ -189,10 +200,8 @@ def _split_entry(entry: str) -> tuple[str, int | None]:
     return entry, None
 
 
-class RecordingsSettings(BaseModel):
+class RecordingsSettings(EnvSettings):
     """Settings of the recordings function, from its environment (names are the aliases)."""
-
-    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
 
     table_name: str = Field(alias="EVENTS_TABLE")
     bucket_name: str = Field(alias="ARCHIVE_BUCKET")
@@ -229,8 +238,7 @@ class RecordingsSettings(BaseModel):
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part for part in re.split(r"[,\s]+", value) if part]
+        value = split_list(value, r"[,\s]+")
         if isinstance(value, list | tuple):
             return tuple(_parse_host_entry(str(entry)) for entry in value)
         return value
@@ -240,12 +248,6 @@ class RecordingsSettings(BaseModel):
         if self.part_size * S3_MAX_PARTS < self.max_bytes:
             raise ValueError("RECORDING_MAX_BYTES needs more than 10,000 parts of RECORDING_PART_SIZE_BYTES")
         return self
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> RecordingsSettings:
-        env: Mapping[str, str] = os.environ if environ is None else environ
-        fields = {f.alias for f in cls.model_fields.values() if f.alias}
-        return cls.model_validate({k: env[k] for k in fields if k in env})
 
 
 # ---------------------------------------------------------------------------------------------- links
@@ -293,34 +295,11 @@ def port_allowed(host: str, port: int, scheme: str, allowed: Iterable[str]) -> b
 def check_link(url: Any, allowed: Iterable[str]) -> Link:
     """The link, if it is one we fetch; LinkRefused otherwise. Nothing is resolved."""
     allowed = tuple(allowed)
-    if not isinstance(url, str) or not url:
-        raise LinkRefused("no link")
-    if len(url) > MAX_URL_LENGTH:
-        raise LinkRefused("link too long")
-    if _UNSAFE_URL_CHARS.search(url):
-        raise LinkRefused("link holds whitespace, control characters or backslashes")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise LinkRefused(f"link is not a valid URL ({exc})") from None
+    parts, port = _link_parts(url)
     scheme = parts.scheme.lower()
     if scheme not in {"http", "https"}:
         raise LinkRefused(f"scheme {scheme or '(none)'!r} is not fetched")
-    if not parts.netloc.isascii():
-        raise LinkRefused("host is not ASCII")
-    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
-        raise LinkRefused("link holds user info")
-    host = (parts.hostname or "").rstrip(".")
-    if not host:
-        raise LinkRefused("link has no host")
-    # requests parses with urllib3: both must see the same host, or the check means nothing.
-    try:
-        other = parse_url(url)
-    except ValueError:
-        raise LinkRefused("link is not a valid URL") from None
-    if (other.host or "").lower().strip("[]").rstrip(".") != host or other.auth:
-        raise LinkRefused("link is ambiguous")
+    host = _link_host(url, parts)
     if not host_allowed(host, allowed):
         raise LinkRefused(f"host {host[:100]} is not on the allow-list", host=host[:100])
     effective_port = port or DEFAULT_PORTS[scheme]
@@ -331,6 +310,45 @@ def check_link(url: Any, allowed: Iterable[str]) -> Link:
     if not port_allowed(host, effective_port, scheme, allowed):
         raise LinkRefused(f"port {effective_port} of {host[:100]} is not on the allow-list", host=host[:100])
     return Link(url=url, scheme=scheme, host=host, port=effective_port)
+
+
+def _link_parts(url: Any) -> tuple[SplitResult, int | None]:
+    """The link split into its parts, and its port; LinkRefused when it is not a plain, valid URL."""
+    if not isinstance(url, str) or not url:
+        raise LinkRefused("no link")
+    if len(url) > MAX_URL_LENGTH:
+        raise LinkRefused("link too long")
+    if _UNSAFE_URL_CHARS.search(url):
+        raise LinkRefused("link holds whitespace, control characters or backslashes")
+    try:
+        parts = urlsplit(url)
+        return parts, parts.port
+    except ValueError as exc:
+        raise LinkRefused(f"link is not a valid URL ({exc})") from None
+
+
+def _link_host(url: str, parts: SplitResult) -> str:
+    """The link's host (no trailing dot); LinkRefused when it has none, holds user info or is read
+    differently by the HTTP client."""
+    if not parts.netloc.isascii():
+        raise LinkRefused("host is not ASCII")
+    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
+        raise LinkRefused("link holds user info")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise LinkRefused("link has no host")
+    _same_for_urllib3(url, host)
+    return host
+
+
+def _same_for_urllib3(url: str, host: str) -> None:
+    """requests parses with urllib3: both must see the same host, or the check means nothing."""
+    try:
+        other = parse_url(url)
+    except ValueError:
+        raise LinkRefused("link is not a valid URL") from None
+    if (other.host or "").lower().strip("[]").rstrip(".") != host or other.auth:
+        raise LinkRefused("link is ambiguous")
 
 
 # ---------------------------------------------------------------------------------------------- naming
@@ -393,6 +411,7 @@ class NotARecording(Exception):
     """The first bytes of the response show a document (an HTML page, JSON...), not audio."""
 
 
+# complexity: one test per audio signature, in the order they are tried; a flat list reads best
 def audio_format(head: bytes) -> tuple[str, str] | None:
     """(extension, content type) of the audio file that starts with `head`, by its signature; None
     when none matches (a headerless format, or not audio)."""
@@ -429,6 +448,22 @@ def audio_format(head: bytes) -> tuple[str, str] | None:
 def text_document(head: bytes) -> str | None:
     """What `head` is if it is text (an HTML page, XML, JSON, plain text), else None. Audio is never
     all printable text: headerless PCM or GSM has NUL and control bytes within its first bytes."""
+    text = _printable_text(head)
+    if text is None:
+        return None
+    start = text.lstrip("\ufeff \t\n\r\f").lower()
+    if start.startswith(("<!doctype html", "<html", "<head", "<body", "<!--", "<script", "<title")):
+        return "an HTML page"
+    if start.startswith("<"):
+        return "an XML document"
+    if start.startswith(("{", "[")):
+        return "a JSON document"
+    return "text"
+
+
+def _printable_text(head: bytes) -> str | None:
+    """`head` as text when it is UTF-8 (but perhaps for a character cut at its end) without control
+    characters; else None."""
     if not head:
         return None
     try:
@@ -439,14 +474,7 @@ def text_document(head: bytes) -> str | None:
         text = head[: exc.start].decode("utf-8")
     if any((ord(c) < 32 and c not in "\t\n\r\f") or ord(c) == 127 for c in text):
         return None
-    start = text.lstrip("\ufeff \t\n\r\f").lower()
-    if start.startswith(("<!doctype html", "<html", "<head", "<body", "<!--", "<script", "<title")):
-        return "an HTML page"
-    if start.startswith("<"):
-        return "an XML document"
-    if start.startswith(("{", "[")):
-        return "a JSON document"
-    return "text"
+    return text
 
 
 def archive_type(url: str, content_type_header: str | None, head: bytes) -> tuple[str, str]:
@@ -853,6 +881,19 @@ def _retry_after(response: requests.Response) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+def _status_error(response: requests.Response, link: Link) -> Exception:
+    """What a link's answer that is neither 200 nor a redirect means: expired, missing, worth a retry
+    (429 and the like, 5xx) or failed."""
+    status = response.status_code
+    if status in EXPIRED_STATUSES:
+        return _Permanent("link_expired", f"http {status}", http_status=status, host=link.host)
+    if status in MISSING_STATUSES:
+        return _Permanent("missing", f"http {status}", http_status=status, host=link.host)
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return RetryableCopyError(f"http {status}", http_status=status, retry_after=_retry_after(response))
+    return _Permanent("failed", f"unexpected http {status}", http_status=status, host=link.host)
+
+
 class RecordingCopier:
     """Copies one recording into the bucket and records the outcome on the call (or on the event, for a
     recording without a call id: see RecordingRequest)."""
@@ -1045,13 +1086,7 @@ class RecordingCopier:
             if status == 200:
                 return response, link
             response.close()
-            if status in EXPIRED_STATUSES:
-                raise _Permanent("link_expired", f"http {status}", http_status=status, host=link.host)
-            if status in MISSING_STATUSES:
-                raise _Permanent("missing", f"http {status}", http_status=status, host=link.host)
-            if status in RETRYABLE_STATUSES or status >= 500:
-                raise RetryableCopyError(f"http {status}", http_status=status, retry_after=_retry_after(response))
-            raise _Permanent("failed", f"unexpected http {status}", http_status=status, host=link.host)
+            raise _status_error(response, link)
         raise _Permanent("failed", f"more than {self.settings.max_redirects} redirects")
 
     def _get(self, link: Link, deadline: CopyDeadline) -> requests.Response:

@@ -33,8 +33,8 @@ from __future__ import annotations
 import base64
 import heapq
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +46,16 @@ from airudder_ingest.base.limits import MAX_PARTITION_KEY_BYTES, fact_fits, stor
 from airudder_ingest.base.limits import key_part as _key_part
 from airudder_ingest.models.record import EventRecord, entity_key
 
-__all__ = ["EventRecord", "EventStore", "PutOutcome", "entity_key", "event_sort_key", "index_key", "item_from_stream"]
+__all__ = [
+    "EventRecord",
+    "EventStore",
+    "PutOutcome",
+    "entity_key",
+    "event_sort_key",
+    "index_key",
+    "inserted_image",
+    "item_from_stream",
+]
 
 EVENT_SK_PREFIX = "EV#"
 UNTIMED = "-"
@@ -65,9 +74,12 @@ INDEX_KEYS = {"phone_key": "ByPhone", "case_key": "ByCase", "wf_key": "ByWorkflo
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-# The facts of an event, as written on its item and on its entity's state.
-FACT_ATTRIBUTES = ("entity_id", "status", "phone", "case_id", "workflow_id", "nodetask_id", "task_id", "call_id",
-                   "recording_url", "agent", "results")  # fmt: skip
+# What a recording's copy writes on the item it belongs to (recording_state, event_recording_state).
+RECORDING_ATTRIBUTES = ("recording_status", "recording_s3_key", "recording_size", "recording_sha256",
+                        "recording_content_type", "recording_error")  # fmt: skip
+# The facts an event sets on its item and on its entity's state; FACT_ATTRIBUTES: all the facts of an item.
+SHARED_FACTS = ("status", "phone", "case_id", "workflow_id", "nodetask_id", "task_id", "call_id", "recording_url")
+FACT_ATTRIBUTES = ("entity_id", *SHARED_FACTS, "agent", "results")
 
 
 def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -84,6 +96,7 @@ def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (bytes(v) if isinstance(v, Binary) else v) for k, v in values.items()}
 
 
+# complexity: one branch per typed value that can hold a binary (B, BS, M, L): the stream JSON, case by case
 def _binary_as_bytes(value: Any) -> Any:
     """A typed value of a Lambda stream record, with its binaries as bytes (the JSON holds them base64)."""
     if not isinstance(value, Mapping) or len(value) != 1:
@@ -100,10 +113,23 @@ def _binary_as_bytes(value: Any) -> Any:
     return value
 
 
+def inserted_image(record: Mapping[str, Any], item_types: Collection[str]) -> Mapping[str, Any] | None:
+    """The new image (still typed, as Lambda delivers it) of a stream record that inserts an item of one
+    of `item_types`; None for any other record (a MODIFY or REMOVE, another item type)."""
+    if record.get("eventName") != "INSERT":
+        return None
+    image: Mapping[str, Any] = (record.get("dynamodb") or {}).get("NewImage") or {}
+    return image if (image.get("item_type") or {}).get("S") in item_types else None
+
+
 def item_from_stream(image: Mapping[str, Any]) -> dict[str, Any]:
     """An item's image from a DynamoDB stream record as Lambda delivers it, as plain values (binaries as
     bytes, numbers as Decimal): what the archiver and the publisher read."""
     return _from_item({k: _binary_as_bytes(v) for k, v in image.items()})
+
+
+def _facts(rec: EventRecord, names: Iterable[str]) -> dict[str, Any]:
+    return {name: getattr(rec, name) for name in names}
 
 
 def index_key(prefix: str, value: str, suffix: str = "") -> str:
@@ -180,14 +206,7 @@ def event_item(
         "time_source": rec.time_source,
         "entity_kind": rec.entity_kind,
         "entity_id": rec.entity_id,
-        "status": rec.status,
-        "phone": rec.phone,
-        "case_id": rec.case_id,
-        "workflow_id": rec.workflow_id,
-        "nodetask_id": rec.nodetask_id,
-        "task_id": rec.task_id,
-        "call_id": rec.call_id,
-        "recording_url": rec.recording_url,
+        **_facts(rec, SHARED_FACTS),
         "agent": rec.agent,
         # Only when there is something to say (absent otherwise, as every empty fact).
         "results": dict(rec.results) or None,
@@ -215,14 +234,7 @@ def state_fields(rec: EventRecord, *, parent_shards: int = 8, now: str | None = 
         "last_webhook_type": rec.webhook_type,
         "last_source": rec.source,
         "updated_at": now or _now_iso(),
-        "status": rec.status,
-        "phone": rec.phone,
-        "case_id": rec.case_id,
-        "workflow_id": rec.workflow_id,
-        "nodetask_id": rec.nodetask_id,
-        "task_id": rec.task_id,
-        "call_id": rec.call_id,
-        "recording_url": rec.recording_url,
+        **_facts(rec, SHARED_FACTS),
         **_index_keys(rec, parent_shards),
     }
     # Too large for the item: left out (the state keeps the value it had), read from the envelope.
@@ -262,6 +274,27 @@ def quarantine_item(
         "envelope": envelope,
         "envelope_key": envelope_key,
     }
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which events of a time line a reader wants: a time range (inclusive, ISO prefixes), the order, how many."""
+
+    start: str | None = None
+    end: str | None = None
+    newest_first: bool = True
+    limit: int | None = None
+
+    @property
+    def forward(self) -> bool:
+        return not self.newest_first
+
+    def holds(self, item: Mapping[str, Any]) -> bool:
+        moment = str(item.get("event_time") or "")
+        return (not self.start or moment >= self.start) and (not self.end or moment <= self.end + "\uffff")
+
+    def cut(self, items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        return _limited(items, self.limit)
 
 
 class EventStore:
@@ -383,14 +416,7 @@ class EventStore:
 
     def recording_state(self, call_id: str) -> dict[str, Any]:
         """The recording attributes of a call's state (empty when nothing is known)."""
-        answer = self._ddb.get_item(
-            TableName=self.table_name,
-            Key=_to_item({"pk": entity_key("CALL", call_id), "sk": STATE_SK}),
-            ProjectionExpression="recording_status, recording_s3_key, recording_size, recording_sha256,"
-            " recording_content_type, recording_error, recording_url",
-            ConsistentRead=True,
-        )
-        return _from_item(answer.get("Item") or {})
+        return self._recording_attributes(entity_key("CALL", call_id), STATE_SK, "recording_url") or {}
 
     def set_recording(self, call_id: str, **attributes: Any) -> None:
         """Set recording_* attributes on a call's state, creating the item if the call is not known
@@ -414,11 +440,15 @@ class EventStore:
     def event_recording_state(self, pk: str, sk: str) -> dict[str, Any] | None:
         """The recording attributes of an event whose recording has no call id to be filed under (a
         call notification naming only its case); None when the event is not stored."""
+        return self._recording_attributes(pk, sk)
+
+    def _recording_attributes(self, pk: str, sk: str, *more: str) -> dict[str, Any] | None:
+        """The recording_* attributes (and `more`) of an item, read consistently; None when there is no
+        item (pk is read too so that an item without any of them still answers {})."""
         answer = self._ddb.get_item(
             TableName=self.table_name,
             Key=_to_item({"pk": pk, "sk": sk}),
-            ProjectionExpression="pk, recording_status, recording_s3_key, recording_size, recording_sha256,"
-            " recording_content_type, recording_error",
+            ProjectionExpression=", ".join(("pk", *RECORDING_ATTRIBUTES, *more)),
             ConsistentRead=True,
         )
         item = answer.get("Item")
@@ -491,26 +521,17 @@ class EventStore:
     def get_quarantine(self, digest: str) -> dict[str, Any] | None:
         return self._get(f"Q#{digest}", QUARANTINE_SK)
 
-    def entity_events(
-        self,
-        kind: str,
-        entity_id: str,
-        *,
-        start: str | None = None,
-        end: str | None = None,
-        newest_first: bool = True,
-        limit: int | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """The events of one entity (its partition), in time order, within [start, end] when given."""
-        return self._partition_events(entity_key(kind, entity_id), start, end, newest_first, limit)
+    def entity_events(self, kind: str, entity_id: str, **window: Any) -> Iterator[dict[str, Any]]:
+        """The events of one entity (its partition), in time order; `window`: Window's fields."""
+        return self._partition_events(entity_key(kind, entity_id), Window(**window))
 
     def phone_events(self, phone: str, **window: Any) -> Iterator[dict[str, Any]]:
         """The events of every entity whose state names this phone number, merged in time order."""
-        return self._members_events("ByPhone", "phone_key", index_key("PHONE", phone), **window)
+        return self._members_events("ByPhone", "phone_key", index_key("PHONE", phone), Window(**window))
 
     def case_events(self, case_id: str, **window: Any) -> Iterator[dict[str, Any]]:
         """The events of the case and of every entity filed under it, merged in time order."""
-        return self._members_events("ByCase", "case_key", index_key("CASE", case_id), **window)
+        return self._members_events("ByCase", "case_key", index_key("CASE", case_id), Window(**window))
 
     def workflow_members(self, workflow_id: str) -> Iterator[dict[str, Any]]:
         """States of the workflow itself and of every call, case and task filed under it."""
@@ -547,13 +568,11 @@ class EventStore:
 
     # ------------------------------------------------------------------ read helpers
 
-    def _partition_events(
-        self, pk: str, start: str | None, end: str | None, newest_first: bool, limit: int | None
-    ) -> Iterator[dict[str, Any]]:
-        low = f"{EVENT_SK_PREFIX}{start}" if start else f"{EVENT_SK_PREFIX}0"
-        high = f"{EVENT_SK_PREFIX}{end}\uffff" if end else f"{EVENT_SK_PREFIX}\uffff"
+    def _partition_events(self, pk: str, window: Window) -> Iterator[dict[str, Any]]:
+        low = f"{EVENT_SK_PREFIX}{window.start}" if window.start else f"{EVENT_SK_PREFIX}0"
+        high = f"{EVENT_SK_PREFIX}{window.end}\uffff" if window.end else f"{EVENT_SK_PREFIX}\uffff"
         timed = self._query(
-            None, "pk = :pk AND sk BETWEEN :lo AND :hi", {":pk": pk, ":lo": low, ":hi": high}, forward=not newest_first
+            None, "pk = :pk AND sk BETWEEN :lo AND :hi", {":pk": pk, ":lo": low, ":hi": high}, forward=window.forward
         )
         # Untimed events (EV#-#...) are filed at their receipt time: few, merged in by it.
         untimed = sorted(
@@ -562,36 +581,24 @@ class EventStore:
                 for item in self._query(
                     None, "pk = :pk AND begins_with(sk, :u)", {":pk": pk, ":u": f"{EVENT_SK_PREFIX}{UNTIMED}#"}
                 )
-                if (not start or str(item.get("event_time")) >= start)
-                and (not end or str(item.get("event_time")) <= end + "\uffff")
+                if window.holds(item)
             ),
             key=_time_order,
-            reverse=newest_first,
+            reverse=window.newest_first,
         )
-        merged = heapq.merge(timed, untimed, key=_time_order, reverse=newest_first)
-        return _limited(merged, limit)
+        return window.cut(heapq.merge(timed, untimed, key=_time_order, reverse=window.newest_first))
 
-    def _members_events(
-        self,
-        index: str,
-        key_name: str,
-        key: str,
-        *,
-        start: str | None = None,
-        end: str | None = None,
-        newest_first: bool = True,
-        limit: int | None = None,
-    ) -> Iterator[dict[str, Any]]:
+    def _members_events(self, index: str, key_name: str, key: str, window: Window) -> Iterator[dict[str, Any]]:
         streams: list[Iterator[dict[str, Any]]] = []
+        whole = replace(window, limit=None)
         for hit in self._query(index, f"{key_name} = :k", {":k": key}):
             if str(hit["sk"]) == STATE_SK:
-                streams.append(self._partition_events(str(hit["pk"]), start, end, newest_first, None))
+                streams.append(self._partition_events(str(hit["pk"]), whole))
             else:  # an event of a stateless kind, in the index itself
                 item = self._get(str(hit["pk"]), str(hit["sk"]))
-                moment = str((item or {}).get("event_time") or "")
-                if item and (not start or moment >= start) and (not end or moment <= end + "\uffff"):
+                if item and window.holds(item):
                     streams.append(iter([item]))
-        return _limited(heapq.merge(*streams, key=_time_order, reverse=newest_first), limit)
+        return window.cut(heapq.merge(*streams, key=_time_order, reverse=window.newest_first))
 
     def _members(self, index: str, key_name: str, keys: list[str]) -> Iterator[dict[str, Any]]:
         for key in keys:

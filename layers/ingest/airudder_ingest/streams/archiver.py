@@ -45,7 +45,7 @@ from airudder_ingest.storage.archive import (
     partition_prefix,
     unpack_envelope,
 )
-from airudder_ingest.storage.store import item_from_stream
+from airudder_ingest.storage.store import inserted_image, item_from_stream
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -68,10 +68,8 @@ class Unarchivable(Exception):
 
 def inserted_item(record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The event or quarantine item a record inserts, still to archive; None for anything else."""
-    if record.get("eventName") != "INSERT":
-        return None
-    image = (record.get("dynamodb") or {}).get("NewImage") or {}
-    if (image.get("item_type") or {}).get("S") not in ARCHIVED_ITEM_TYPES:
+    image = inserted_image(record, ARCHIVED_ITEM_TYPES)
+    if image is None:
         return None
     if (image.get("in_archive") or {}).get("BOOL") is True:
         return None  # replayed from the archive: its line is there already
@@ -177,34 +175,7 @@ class Archiver:
             str((first.get("dynamodb") or {}).get("SequenceNumber") or ""),
             str(first.get("eventID") or ""),
         )
-        groups: dict[str, _Group] = {}
-        seen: set[tuple[str, str]] = set()
-        for record in records:
-            item = inserted_item(record)
-            if item is None:
-                report.skipped += 1
-                continue
-            identity = (str(item.get("pk")), str(item.get("sk")))
-            if identity in seen:  # the same insert twice in one batch (moto does this): one line
-                report.skipped += 1
-                continue
-            seen.add(identity)
-            try:
-                line = item_line(item, self._claims)
-            except Unarchivable as exc:
-                report.set_aside += 1
-                aside = set_aside_line(record, item, str(exc))
-                day = aside_day(record, item)
-                key = partition_prefix(QUARANTINE_PREFIX, UNARCHIVABLE_TYPE, day) + name
-                groups.setdefault(key, _Group(key)).lines.append(aside)
-                logger.warning(
-                    "stream record set aside: it can never be archived",
-                    extra={**_log_keys(item), "reason": str(exc), "key": key},
-                )
-                continue
-            key = partition_prefix(*line_place(line)) + name
-            groups.setdefault(key, _Group(key)).lines.append(line)
-            report.archived += 1
+        groups = self._grouped_lines(records, name, report)
         # Sorted: a retry writes in the same order (not needed for correctness, easier to follow in logs).
         for key in sorted(groups):
             self.s3.put_object(
@@ -220,6 +191,42 @@ class Archiver:
             },
         )
         return report
+
+    def _grouped_lines(self, records: Sequence[Mapping[str, Any]], name: str, report: BatchReport) -> dict[str, _Group]:
+        """The batch's lines by the key of the object they go in (`name` in their folder)."""
+        groups: dict[str, _Group] = {}
+        seen: set[tuple[str, str]] = set()
+        for record in records:
+            item = inserted_item(record)
+            if item is None:
+                report.skipped += 1
+                continue
+            identity = (str(item.get("pk")), str(item.get("sk")))
+            if identity in seen:  # the same insert twice in one batch (moto does this): one line
+                report.skipped += 1
+                continue
+            seen.add(identity)
+            key, line = self._filed_line(record, item, name, report)
+            groups.setdefault(key, _Group(key)).lines.append(line)
+        return groups
+
+    def _filed_line(
+        self, record: Mapping[str, Any], item: Mapping[str, Any], name: str, report: BatchReport
+    ) -> tuple[str, dict[str, Any]]:
+        """An item's archive line and its object's key; set aside (with the reason) when it can never be
+        archived."""
+        try:
+            line = item_line(item, self._claims)
+        except Unarchivable as exc:
+            report.set_aside += 1
+            key = partition_prefix(QUARANTINE_PREFIX, UNARCHIVABLE_TYPE, aside_day(record, item)) + name
+            logger.warning(
+                "stream record set aside: it can never be archived",
+                extra={**_log_keys(item), "reason": str(exc), "key": key},
+            )
+            return key, set_aside_line(record, item, str(exc))
+        report.archived += 1
+        return partition_prefix(*line_place(line)) + name, line
 
 
 def set_aside_line(record: Mapping[str, Any], item: Mapping[str, Any], reason: str) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from airudder_ingest.base import aws
 from airudder_ingest.storage.archive import RAW_PREFIX, event_body, partition_prefix, unpack_envelope
-from airudder_ingest.storage.store import item_from_stream
+from airudder_ingest.storage.store import inserted_image, item_from_stream
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -101,12 +101,8 @@ def new_event_image(record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The stored event item a stream record inserts, deserialized; None for anything else (a state,
     quarantine or sync item, a MODIFY or REMOVE). An event item is written once (conditional put), so
     its INSERT is the one moment it is new."""
-    if record.get("eventName") != "INSERT":
-        return None
-    image = (record.get("dynamodb") or {}).get("NewImage") or {}
-    if (image.get("item_type") or {}).get("S") != "event" or "event_id" not in image:
-        return None
-    return item_from_stream(image)
+    image = inserted_image(record, ("event",))
+    return item_from_stream(image) if image and "event_id" in image else None
 
 
 def mask_phone(phone: str) -> str:
@@ -169,31 +165,40 @@ def _event_text(item: Mapping[str, Any]) -> str | None:
 def result_labels(data: Any) -> dict[str, Any]:
     """The event's result labels (intention grade, event labels, hangup reason, verification result) from
     its stored body, as text; {} when the body is not inline (over MAX_INLINE_DATA_BYTES) or has none."""
+    labels: dict[str, Any] = {}
+    for place in _label_places(data):
+        for name, ours in RESULT_FIELDS.items():
+            value = place.get(name)
+            if ours not in labels and value not in (None, ""):
+                label = _label(value)
+                if label:
+                    labels[ours] = label
+    return labels
+
+
+def _label_places(data: Any) -> list[dict[str, Any]]:
+    """Where a stored body keeps its result labels: its top level, and the dialer push's pds.body."""
     if not isinstance(data, str):
-        return {}
+        return []
     try:
         body = json.loads(data)
     except ValueError:
-        return {}
+        return []
     if not isinstance(body, dict):
-        return {}
+        return []
     pds = body.get("pds")
-    places: list[dict[str, Any]] = [body]
     if isinstance(pds, dict) and isinstance(pds.get("body"), dict):
-        places.append(pds["body"])  # the dialer's push: its labels are one level down
-    labels: dict[str, Any] = {}
-    for place in places:
-        for name, ours in RESULT_FIELDS.items():
-            value = place.get(name)
-            if ours in labels or value in (None, ""):
-                continue
-            if isinstance(value, dict):
-                kept = {str(k)[:MAX_LABEL_CHARS]: str(v)[:MAX_LABEL_CHARS] for k, v in list(value.items())[:20]}
-                if kept:
-                    labels[ours] = kept
-            elif isinstance(value, str | int | float | bool):
-                labels[ours] = str(value)[:MAX_LABEL_CHARS]
-    return labels
+        return [body, pds["body"]]  # the dialer's push: its labels are one level down
+    return [body]
+
+
+def _label(value: Any) -> str | dict[str, str] | None:
+    """A label as published: text cut to MAX_LABEL_CHARS, or a flat object of at most 20 such texts."""
+    if isinstance(value, dict):
+        return {str(k)[:MAX_LABEL_CHARS]: str(v)[:MAX_LABEL_CHARS] for k, v in list(value.items())[:20]}
+    if isinstance(value, str | int | float | bool):
+        return str(value)[:MAX_LABEL_CHARS]
+    return None
 
 
 def _text(value: Any) -> str | None:
@@ -340,19 +345,9 @@ class EventPublisher:
                 if attempt == self.settings.max_attempts:
                     raise PublishUnavailable(type(exc).__name__) from exc
                 continue
-            refused: list[Pending] = []
-            for item, result in zip(remaining, answer.get("Entries") or [], strict=False):
-                if result.get("EventId"):
-                    report.published.append(item.event_id)
-                    logger.info("event published", extra=item.log_keys())
-                else:
-                    item.error = f"{result.get('ErrorCode')}: {result.get('ErrorMessage')}"
-                    refused.append(item)
-            # Entries the answer does not cover (a short answer) count as refused.
-            refused.extend(remaining[len(answer.get("Entries") or []) :])
-            if not refused:
+            remaining = _refused(remaining, answer.get("Entries") or [], report)
+            if not remaining:
                 return
-            remaining = refused
         self._park(remaining, report)
 
     def _backoff(self, attempt: int) -> None:
@@ -400,6 +395,20 @@ class RedriveReport:
     kept: int = 0  # messages left on the queue (refused again, or their records expired from the stream)
 
 
+def _refused(sent: list[Pending], results: list[dict[str, Any]], report: BatchReport) -> list[Pending]:
+    """The entries a PutEvents answer refused (with their error); the published ones go on the report.
+    Entries the answer does not cover (a short answer) count as refused."""
+    refused: list[Pending] = []
+    for item, result in zip(sent, results, strict=False):
+        if result.get("EventId"):
+            report.published.append(item.event_id)
+            logger.info("event published", extra=item.log_keys())
+        else:
+            item.error = f"{result.get('ErrorCode')}: {result.get('ErrorMessage')}"
+            refused.append(item)
+    return refused + sent[len(results) :]
+
+
 def redrive_failures(queue_url: str, sqs: Any, events: Any, streams: Any, publisher: EventPublisher) -> RedriveReport:
     """Empty the on-failure queue (`make republish`): parked entries are published again; for a batch
     Lambda gave up on (``DDBStreamBatchInfo``) its records are read back from the stream (24 h) and
@@ -415,22 +424,32 @@ def redrive_failures(queue_url: str, sqs: Any, events: Any, streams: Any, publis
             return report
         for message in fresh:
             seen.add(message["MessageId"])
-            body = json.loads(message["Body"])
-            done = False
-            if "entry" in body:
-                done = not republish([body["entry"]], events)
-                report.entries_published += int(done)
-            elif "DDBStreamBatchInfo" in body:
-                records = _batch_records(body["DDBStreamBatchInfo"], streams)
-                if records is not None:
-                    result = publisher.publish_records(records)
-                    done = result.first_unpublished is None
-                    report.batches_published += int(done)
-                    report.events_in_batches += len(result.published) if done else 0
+            done = _redrive_one(json.loads(message["Body"]), events, streams, publisher, report)
             if done:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             else:
                 report.kept += 1
+
+
+def _redrive_one(
+    body: Mapping[str, Any], events: Any, streams: Any, publisher: EventPublisher, report: RedriveReport
+) -> bool:
+    """Publish what one on-failure message stands for (a parked entry, or a stream batch Lambda gave up
+    on); True when all of it is published."""
+    if "entry" in body:
+        done = not republish([body["entry"]], events)
+        report.entries_published += int(done)
+        return done
+    if "DDBStreamBatchInfo" not in body:
+        return False
+    records = _batch_records(body["DDBStreamBatchInfo"], streams)
+    if records is None:
+        return False
+    result = publisher.publish_records(records)
+    done = result.first_unpublished is None
+    report.batches_published += int(done)
+    report.events_in_batches += len(result.published) if done else 0
+    return done
 
 
 def _batch_records(info: Mapping[str, Any], streams: Any) -> list[dict[str, Any]] | None:

@@ -19,18 +19,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import os
 import random
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, field_validator
+
+from airudder_ingest.base.settings import EnvSettings, split_list
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +69,9 @@ ASSUMPTIONS: tuple[str, ...] = (
 )
 
 
-class AirudderApiSettings(BaseModel):
-    """Settings of the pull-API client, read from the environment (`from_env`) or given by field name.
-
-    Each setting's environment variable is its `validation_alias` (AIRUDDER_...)."""
-
-    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
+class AirudderApiSettings(EnvSettings):
+    """Settings of the pull-API client (EnvSettings: each setting's environment variable is its
+    `validation_alias`, AIRUDDER_...)."""
 
     base_url: str = Field(default="https://api.airudder.com", validation_alias="AIRUDDER_API_BASE_URL")
     auth_path: str = Field(default="/service/cloud/auth", validation_alias="AIRUDDER_AUTH_PATH")
@@ -117,17 +115,10 @@ class AirudderApiSettings(BaseModel):
     time_offset: str = Field(default="+08:00", validation_alias="AIRUDDER_API_TIME_OFFSET", pattern=r"^[+-]\d\d:\d\d$")
     user_agent: str = Field(default="Airudder", validation_alias="AIRUDDER_USER_AGENT")
 
+    @field_validator("token_error_codes", "success_codes", mode="before")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> AirudderApiSettings:
-        env: Mapping[str, str] = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for name, info in cls.model_fields.items():
-            env_name = info.validation_alias
-            if isinstance(env_name, str) and env_name in env:
-                raw = env[env_name]
-                # Tuple settings are written "200,201" in the environment.
-                values[name] = [s.strip() for s in raw.split(",") if s.strip()] if name.endswith("_codes") else raw
-        return cls.model_validate(values)
+    def _comma_list(cls, value: Any) -> Any:
+        return split_list(value)  # written "200,201" in the environment
 
     @property
     def token_lifetime(self) -> float:
@@ -434,14 +425,7 @@ class AirudderClient:
         end: dt.datetime | str | int | float | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The outbound (call) tasks the workflow's nodes ran, all pages."""
-        params = self._drop_none(
-            {
-                "workflow_id": workflow_id,
-                "nodetask_id": nodetask_id,
-                "start_time": self._time(start),
-                "end_time": self._time(end),
-            }
-        )
+        params = self._params(start, end, workflow_id=workflow_id, nodetask_id=nodetask_id)
         return self._paged("outbound_task_list", "POST", self.settings.outbound_task_list_path, params)
 
     def task_details(
@@ -456,15 +440,7 @@ class AirudderClient:
         """The call records of one outbound task (by task id or node task id), all pages."""
         if not task_id and not nodetask_id:
             raise ValueError("task_details needs a task_id or a nodetask_id")
-        params = self._drop_none(
-            {
-                "task_id": task_id,
-                "nodetask_id": nodetask_id,
-                "workflow_id": workflow_id,
-                "start_time": self._time(start),
-                "end_time": self._time(end),
-            }
-        )
+        params = self._params(start, end, task_id=task_id, nodetask_id=nodetask_id, workflow_id=workflow_id)
         return self._paged("task_detail", "POST", self.settings.task_detail_path, params)
 
     def task_detail_pages(
@@ -479,14 +455,7 @@ class AirudderClient:
     ) -> Iterator[tuple[int, list[Any]]]:
         """The call records of one outbound task page by page, as (page number, records): a caller
         that must stop part-way (the scheduled sync) can resume at a page (see PageScheme.pages)."""
-        params = self._drop_none(
-            {
-                "task_id": task_id,
-                "workflow_id": workflow_id,
-                "start_time": self._time(start),
-                "end_time": self._time(end),
-            }
-        )
+        params = self._params(start, end, task_id=task_id, workflow_id=workflow_id)
         path = self.settings.task_detail_path
 
         def fetch(paging: dict[str, int]) -> Any:
@@ -522,8 +491,11 @@ class AirudderClient:
 
     # --- internals -------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _drop_none(params: dict[str, Any]) -> dict[str, Any]:
+    def _params(
+        self, start: dt.datetime | str | int | float | None, end: dt.datetime | str | int | float | None, **ids: Any
+    ) -> dict[str, Any]:
+        """A listing's parameters: the ids, then the time window; the ones not given are left out."""
+        params = {**ids, "start_time": self._time(start), "end_time": self._time(end)}
         return {k: v for k, v in params.items() if v is not None}
 
     def _time(self, value: dt.datetime | str | int | float | None) -> str | None:
@@ -633,25 +605,35 @@ class AirudderClient:
         except requests.ConnectionError:
             self.counter.record(endpoint, "connection_error")
             raise _Retryable(AirudderApiError(endpoint, "connection failed")) from None
+        return self._answer(endpoint, response, token)
+
+    def _answer(self, endpoint: str, response: requests.Response, token: str | None) -> Any:
+        """`data` of a successful answer; the error to retry, renew the token for, or raise otherwise."""
         status = response.status_code
         self.counter.record(endpoint, str(status))
         body = self._json(response)
         code = body.get("code") if isinstance(body, dict) else None
         message = self._message(body) or response.reason or ""
         error = AirudderApiError(endpoint, message, http_status=status, code=code)
-        if status == 429:
-            raise _Retryable(error, _parse_retry_after(response.headers.get("Retry-After")))
-        if status >= 500:
-            raise _Retryable(error)
-        if token is not None and (status == 401 or code in self.settings.token_error_codes):
-            raise _TokenRejected(error)
-        if status != 200:
-            raise error
+        self._raise_for_status(error, response, token)
         if not isinstance(body, dict):
             raise AirudderApiError(endpoint, "answer is not a JSON object", http_status=status)
         if code not in self.settings.success_codes:
             raise error
         return body.get("data")
+
+    def _raise_for_status(self, error: AirudderApiError, response: requests.Response, token: str | None) -> None:
+        """`error` to retry (429, 5xx), to renew the token for, or as it is, unless the answer is a 200
+        whose body code does not reject the token."""
+        status = response.status_code
+        if status == 429:
+            raise _Retryable(error, _parse_retry_after(response.headers.get("Retry-After")))
+        if status >= 500:
+            raise _Retryable(error)
+        if token is not None and (status == 401 or error.code in self.settings.token_error_codes):
+            raise _TokenRejected(error)
+        if status != 200:
+            raise error
 
     @staticmethod
     def _json(response: requests.Response) -> Any:

@@ -35,14 +35,13 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from airudder_ingest.base import aws
 from airudder_ingest.base.errors import Unprocessable, failure_site
 from airudder_ingest.base.events import iso_utc, to_utc, utf8_text
-from airudder_ingest.base.secret_values import Fetch
-from airudder_ingest.base.settings import StoreSettings
-from airudder_ingest.edge.auth import fetch_secret
+from airudder_ingest.base.secret_values import Fetch, fetch_secret
+from airudder_ingest.base.settings import EnvSettings, StoreSettings, split_list
 from airudder_ingest.models import FALLBACK_KIND, EventFacts, WebhookModel, model_for, read_facts
 from airudder_ingest.models.record import EventRecord
 from airudder_ingest.record.recorder import EventRecorder, recording_fits_queue
@@ -134,11 +133,8 @@ class RecordMapping:
 # --- settings ------------------------------------------------------------------------------------------
 
 
-class SyncSettings(BaseModel):
-    """Settings of the sync, read from the environment (`from_env`) or given by field name; each
-    setting's environment variable is its `validation_alias`."""
-
-    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
+class SyncSettings(EnvSettings):
+    """Settings of the sync (EnvSettings: each setting's environment variable is its `validation_alias`)."""
 
     # Secrets Manager secret holding {"APPKey": "...", "APPSecret": "..."}.
     api_secret_name: str = Field(default="", validation_alias="AIRUDDER_API_SECRET")
@@ -163,9 +159,7 @@ class SyncSettings(BaseModel):
     @field_validator("pull_only_keys", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return split_list(value)
 
     @model_validator(mode="after")
     def _windows_advance(self) -> SyncSettings:
@@ -174,14 +168,6 @@ class SyncSettings(BaseModel):
         if model_for(self.call_route) is None:
             raise ValueError(f"SYNC_CALL_ROUTE {self.call_route!r} is not a webhook route")
         return self
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> SyncSettings:
-        import os
-
-        env: Mapping[str, str] = os.environ if environ is None else environ
-        names = {f.validation_alias for f in cls.model_fields.values() if isinstance(f.validation_alias, str)}
-        return cls.model_validate({k: env[k] for k in names if k in env})
 
     @property
     def overlap(self) -> dt.timedelta:
@@ -518,20 +504,9 @@ class WorkflowSync:
                 if workflow_id is None or workflow_id in cursor.done_workflows:
                     continue
                 cursor.enter_workflow(workflow_id)
-                if self._out_of_time(run):
-                    return "budget"
-                tasks = list(self.client.list_outbound_tasks(workflow_id, start=start, end=end))
-                for task in tasks:
-                    task_id = _text_id(task.get("task_id"))
-                    if task_id is None or task_id in cursor.done_tasks:
-                        continue
-                    status = self._task(run, cursor, workflow_id, task_id, start, end)
-                    if status != "done":
-                        return status
-                    cursor.done_tasks.append(task_id)
-                    cursor.enter_task(None)
-                    if not self._save(run):
-                        return "lease_lost"
+                status = self._workflow(run, cursor, workflow_id, start, end)
+                if status != "done":
+                    return status
                 cursor.done_workflows.append(workflow_id)
                 cursor.workflow, cursor.done_tasks = None, []
         except AirudderApiError as exc:
@@ -542,6 +517,24 @@ class WorkflowSync:
                 extra={"endpoint": exc.endpoint, "http_status": exc.http_status, "code": exc.code},
             )
             return "api_error"
+        return "done"
+
+    def _workflow(self, run: _Run, cursor: Cursor, workflow_id: str, start: dt.datetime, end: dt.datetime) -> str:
+        """The outbound tasks of one workflow in the window, each saved as done once stored."""
+        if self._out_of_time(run):
+            return "budget"
+        tasks = list(self.client.list_outbound_tasks(workflow_id, start=start, end=end))
+        for task in tasks:
+            task_id = _text_id(task.get("task_id"))
+            if task_id is None or task_id in cursor.done_tasks:
+                continue
+            status = self._task(run, cursor, workflow_id, task_id, start, end)
+            if status != "done":
+                return status
+            cursor.done_tasks.append(task_id)
+            cursor.enter_task(None)
+            if not self._save(run):
+                return "lease_lost"
         return "done"
 
     def _task(

@@ -1,0 +1,1 @@
+"""Kits only tests (and the benchmarks) use: the recordings lab and its memory probe."""
