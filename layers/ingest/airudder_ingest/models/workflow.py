@@ -25,7 +25,6 @@ from airudder_ingest.models.base import (
     alias,
     file_under,
     first,
-    http_link,
 )
 from airudder_ingest.models.calls import (
     CUSTOM_RESULTS,
@@ -33,7 +32,7 @@ from airudder_ingest.models.calls import (
     TALK_RESULT,
     CallFields,
     InfoCheckCallFields,
-    labels,
+    call_outcome,
 )
 
 
@@ -106,9 +105,7 @@ class WorkflowDialerPush(_WorkflowFields):
             nodetask_id=self.nodetask_id,
             task_id=body.task_id,
             call_id=body.call_id,
-            recording_url=http_link(body.rec_link),
-            agent=body.agent,
-            results=labels(body.talk_result, body.custom_results),
+            **call_outcome(body.rec_link, body.agent, body.talk_result, body.custom_results),
         )
 
 
