@@ -46,6 +46,10 @@ class _WorkflowFields(WebhookModel):
     nodetask_id: Text = None
     nodetask_name: Text = None
 
+    def _links(self) -> dict[str, str | None]:
+        """The ids a workflow callback's facts carry whatever it is filed under: its workflow and node task."""
+        return {"workflow_id": self.workflow_id, "nodetask_id": self.nodetask_id}
+
 
 # --- Predictive dialer (one URL, three formats) ---------------------------------------------------
 
@@ -101,8 +105,7 @@ class WorkflowDialerPush(_WorkflowFields):
             event_time=body.timestamp,
             status=body.state,
             phone=first(body.phone, body.main_number),
-            workflow_id=self.workflow_id,
-            nodetask_id=self.nodetask_id,
+            **self._links(),
             task_id=body.task_id,
             call_id=body.call_id,
             **call_outcome(body.rec_link, body.agent, body.talk_result, body.custom_results),
@@ -123,7 +126,7 @@ class WorkflowCallCompleted(_WorkflowFields, CallFields):
     title = "Notification of Call Completion in Workflow (Debt Collection/Marketing/E-commerce)"
 
     def facts(self) -> EventFacts:
-        return self.call_facts(workflow_id=self.workflow_id, nodetask_id=self.nodetask_id)
+        return self.call_facts(**self._links())
 
 
 class WorkflowInfoCheckCallCompleted(WorkflowCallCompleted, InfoCheckCallFields):
@@ -265,8 +268,7 @@ class WorkflowWabaMessageStatus(_WorkflowFields):
             event_time=self.timestamp,
             status=self.status,
             phone=self.callee,
-            workflow_id=self.workflow_id,
-            nodetask_id=self.nodetask_id,
+            **self._links(),
             task_id=self.waba_task_id,
             call_id=self.call_id,
         )
@@ -295,8 +297,7 @@ class WorkflowChatbotSessionEnded(_WorkflowFields):
             event_time=self.timestamp,
             status=first(self.status, "ended"),
             phone=self.callee,
-            workflow_id=self.workflow_id,
-            nodetask_id=self.nodetask_id,
+            **self._links(),
             task_id=self.waba_task_id,
             call_id=self.call_id,
         )
