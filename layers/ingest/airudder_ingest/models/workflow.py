@@ -6,7 +6,7 @@ tables, and fields it does not list are looked for under every spelling AIRUDDER
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -40,13 +40,18 @@ class _Tolerant(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=True, defer_build=True)
 
 
+class WorkflowLinks(TypedDict):
+    workflow_id: str | None
+    nodetask_id: str | None
+
+
 class _WorkflowFields(WebhookModel):
     workflow_id: Text = None
     workflow_name: Text = None
     nodetask_id: Text = None
     nodetask_name: Text = None
 
-    def _links(self) -> dict[str, str | None]:
+    def _links(self) -> WorkflowLinks:
         """The ids a workflow callback's facts carry whatever it is filed under: its workflow and node task."""
         return {"workflow_id": self.workflow_id, "nodetask_id": self.nodetask_id}
 
