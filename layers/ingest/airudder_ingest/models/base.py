@@ -15,10 +15,12 @@ import sys
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from airudder_ingest.models.record import FactFields
 
 # The entity of an event that names none of what its callback is about: the event itself, keyed by
 # its event id (store.STATELESS_KINDS: no state item).
@@ -119,23 +121,13 @@ AGENT = ("agentName", "agent_name", "agent", "agentId", "agent_id", "userName", 
 
 
 @dataclass(frozen=True)
-class EventFacts:
-    """What a delivery is about, as far as the store is concerned."""
+class EventFacts(FactFields):
+    """What a delivery is about, as far as the store is concerned: its entity and time, and the facts
+    (FactFields, phone as sent; the pipeline normalises them into an EventRecord)."""
 
     entity_kind: str
     entity_id: str | None  # None: the event is its own entity (keyed by its event id)
     event_time: Any = None  # raw value as sent; normalised by the pipeline
-    status: str | None = None
-    phone: str | None = None  # as sent; normalised by the pipeline
-    case_id: str | None = None
-    workflow_id: str | None = None
-    nodetask_id: str | None = None
-    task_id: str | None = None
-    call_id: str | None = None
-    recording_url: str | None = None
-    agent: str | None = None
-    # An agent's disposition of the call: result title -> value (`talkResultLabel`, `customizeResults`).
-    results: Mapping[str, str] = field(default_factory=dict)
     # Facts the model looks for but could not read: the id of what the callback is about when the body
     # lacks it (the event is then filed under a fallback entity), and fields whose value it could not take.
     unreadable: tuple[str, ...] = ()

@@ -94,11 +94,17 @@ class CallFields(WebhookModel):
             case_id=self.case_id,
             task_id=self.task_id,
             call_id=self.call_id,
-            recording_url=http_link(self.recording),
-            agent=self.agent,
-            results=labels(self.talk_result, self.custom_results),
+            **call_outcome(self.recording, self.agent, self.talk_result, self.custom_results),
             **links,
         )
+
+
+def call_outcome(
+    recording: str | None, agent: str | None, talk_result: str | None, custom_results: Any
+) -> dict[str, Any]:
+    """How a call ended, as facts: its recording link, its agent and the agent's disposition (a campaign
+    call and a workflow's dialer push carry them alike)."""
+    return {"recording_url": http_link(recording), "agent": agent, "results": labels(talk_result, custom_results)}
 
 
 def labels(talk_result: str | None, custom_results: Any) -> dict[str, str]:

@@ -14,8 +14,27 @@ def entity_key(kind: str, entity_id: str) -> str:
     return f"{kind}#{key_part(entity_id, MAX_SORT_KEY_BYTES - len(kind.encode()) - 1)}"
 
 
+@dataclass(frozen=True, kw_only=True)
+class FactFields:
+    """The facts of an event besides its entity and time: read from the body (models.base.EventFacts,
+    phone as sent) and stored normalised (EventRecord). Keyword-only, so that each may put its own
+    required fields first."""
+
+    status: str | None = None
+    phone: str | None = None
+    case_id: str | None = None
+    workflow_id: str | None = None
+    nodetask_id: str | None = None
+    task_id: str | None = None
+    call_id: str | None = None
+    recording_url: str | None = None
+    agent: str | None = None
+    # An agent's disposition of the call: result title -> value (`talkResultLabel`, `customizeResults`).
+    results: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
-class EventRecord:
+class EventRecord(FactFields):
     """One event, normalised: what the store writes for a delivery (or a synced or replayed record)."""
 
     event_id: str
@@ -28,16 +47,6 @@ class EventRecord:
     entity_kind: str
     entity_id: str
     data: str  # the body as canonical JSON (not stored: the envelope holds the body as received)
-    status: str | None = None
-    phone: str | None = None
-    case_id: str | None = None
-    workflow_id: str | None = None
-    nodetask_id: str | None = None
-    task_id: str | None = None
-    call_id: str | None = None
-    recording_url: str | None = None
-    agent: str | None = None
-    results: Mapping[str, str] = field(default_factory=dict)  # result title -> value (agent's disposition)
     unreadable: tuple[str, ...] = ()  # facts the model could not read (models.base.EventFacts)
     request_id: str | None = None  # API Gateway's request id of the delivery (logs' correlation_id)
 

@@ -6,7 +6,7 @@ tables, and fields it does not list are looked for under every spelling AIRUDDER
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,7 +25,6 @@ from airudder_ingest.models.base import (
     alias,
     file_under,
     first,
-    http_link,
 )
 from airudder_ingest.models.calls import (
     CUSTOM_RESULTS,
@@ -33,7 +32,7 @@ from airudder_ingest.models.calls import (
     TALK_RESULT,
     CallFields,
     InfoCheckCallFields,
-    labels,
+    call_outcome,
 )
 
 
@@ -41,11 +40,20 @@ class _Tolerant(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=True, defer_build=True)
 
 
+class WorkflowLinks(TypedDict):
+    workflow_id: str | None
+    nodetask_id: str | None
+
+
 class _WorkflowFields(WebhookModel):
     workflow_id: Text = None
     workflow_name: Text = None
     nodetask_id: Text = None
     nodetask_name: Text = None
+
+    def _links(self) -> WorkflowLinks:
+        """The ids a workflow callback's facts carry whatever it is filed under: its workflow and node task."""
+        return {"workflow_id": self.workflow_id, "nodetask_id": self.nodetask_id}
 
 
 # --- Predictive dialer (one URL, three formats) ---------------------------------------------------
@@ -102,13 +110,10 @@ class WorkflowDialerPush(_WorkflowFields):
             event_time=body.timestamp,
             status=body.state,
             phone=first(body.phone, body.main_number),
-            workflow_id=self.workflow_id,
-            nodetask_id=self.nodetask_id,
+            **self._links(),
             task_id=body.task_id,
             call_id=body.call_id,
-            recording_url=http_link(body.rec_link),
-            agent=body.agent,
-            results=labels(body.talk_result, body.custom_results),
+            **call_outcome(body.rec_link, body.agent, body.talk_result, body.custom_results),
         )
 
 
@@ -126,7 +131,7 @@ class WorkflowCallCompleted(_WorkflowFields, CallFields):
     title = "Notification of Call Completion in Workflow (Debt Collection/Marketing/E-commerce)"
 
     def facts(self) -> EventFacts:
-        return self.call_facts(workflow_id=self.workflow_id, nodetask_id=self.nodetask_id)
+        return self.call_facts(**self._links())
 
 
 class WorkflowInfoCheckCallCompleted(WorkflowCallCompleted, InfoCheckCallFields):
@@ -268,8 +273,7 @@ class WorkflowWabaMessageStatus(_WorkflowFields):
             event_time=self.timestamp,
             status=self.status,
             phone=self.callee,
-            workflow_id=self.workflow_id,
-            nodetask_id=self.nodetask_id,
+            **self._links(),
             task_id=self.waba_task_id,
             call_id=self.call_id,
         )
@@ -298,8 +302,7 @@ class WorkflowChatbotSessionEnded(_WorkflowFields):
             event_time=self.timestamp,
             status=first(self.status, "ended"),
             phone=self.callee,
-            workflow_id=self.workflow_id,
-            nodetask_id=self.nodetask_id,
+            **self._links(),
             task_id=self.waba_task_id,
             call_id=self.call_id,
         )

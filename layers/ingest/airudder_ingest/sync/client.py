@@ -35,6 +35,9 @@ from airudder_ingest.base.settings import EnvSettings, split_list
 
 logger = logging.getLogger(__name__)
 
+# A time bound of a listing as callers give it: a datetime, ISO text or epoch seconds (_time reads each).
+TimeBound = dt.datetime | str | int | float | None
+
 # What the reference documents (copied from auth-and-errors.md / workflow.md).
 API_FACTS: tuple[str, ...] = (
     "Host https://api.airudder.com (the only environment seen).",
@@ -421,8 +424,8 @@ class AirudderClient:
         workflow_id: str,
         *,
         nodetask_id: str | None = None,
-        start: dt.datetime | str | int | float | None = None,
-        end: dt.datetime | str | int | float | None = None,
+        start: TimeBound = None,
+        end: TimeBound = None,
     ) -> Iterator[dict[str, Any]]:
         """The outbound (call) tasks the workflow's nodes ran, all pages."""
         params = self._params(start, end, workflow_id=workflow_id, nodetask_id=nodetask_id)
@@ -434,8 +437,8 @@ class AirudderClient:
         *,
         nodetask_id: str | None = None,
         workflow_id: str | None = None,
-        start: dt.datetime | str | int | float | None = None,
-        end: dt.datetime | str | int | float | None = None,
+        start: TimeBound = None,
+        end: TimeBound = None,
     ) -> Iterator[dict[str, Any]]:
         """The call records of one outbound task (by task id or node task id), all pages."""
         if not task_id and not nodetask_id:
@@ -448,8 +451,8 @@ class AirudderClient:
         task_id: str,
         *,
         workflow_id: str | None = None,
-        start: dt.datetime | str | int | float | None = None,
-        end: dt.datetime | str | int | float | None = None,
+        start: TimeBound = None,
+        end: TimeBound = None,
         start_page: int | None = None,
         already_seen: int = 0,
     ) -> Iterator[tuple[int, list[Any]]]:
@@ -491,14 +494,12 @@ class AirudderClient:
 
     # --- internals -------------------------------------------------------------------------------------
 
-    def _params(
-        self, start: dt.datetime | str | int | float | None, end: dt.datetime | str | int | float | None, **ids: Any
-    ) -> dict[str, Any]:
+    def _params(self, start: TimeBound, end: TimeBound, **ids: Any) -> dict[str, Any]:
         """A listing's parameters: the ids, then the time window; the ones not given are left out."""
         params = {**ids, "start_time": self._time(start), "end_time": self._time(end)}
         return {k: v for k, v in params.items() if v is not None}
 
-    def _time(self, value: dt.datetime | str | int | float | None) -> str | None:
+    def _time(self, value: TimeBound) -> str | None:
         return None if value is None else format_api_time(value, self.settings.time_offset)
 
     def _paged(self, endpoint: str, method: str, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
