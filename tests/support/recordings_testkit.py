@@ -195,7 +195,6 @@ def _call_event(
         time_source="payload",
         entity_kind=kind,
         entity_id=entity_id,
-        data="{}",
         call_id=call_id,
         case_id=case_id,
         recording_url=url,

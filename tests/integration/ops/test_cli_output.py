@@ -133,7 +133,6 @@ def stored_directly(inspector: Inspector, name: str, cell: Cell) -> str:
         time_source="payload",
         entity_kind="CALL",
         entity_id=f"out-{name}",
-        data=body,
         call_id=f"out-{name}",
         **column,
     )

@@ -75,7 +75,6 @@ def record(n: int, day: str) -> tuple[EventRecord, bytes]:
         time_source="payload",
         entity_kind="CALL",
         entity_id=call_id,
-        data=text,
         status=str(body["status"]),
         phone=str(body["callee"]),
         case_id=str(body["case_id"]),

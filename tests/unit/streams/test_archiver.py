@@ -68,7 +68,6 @@ def record_of(
         time_source="payload",
         entity_kind="CALL",
         entity_id=f"call-{n}",
-        data=body or "{}",
         phone="+6281234567890",
         call_id=f"call-{n}",
     )

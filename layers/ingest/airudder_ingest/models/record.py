@@ -46,7 +46,6 @@ class EventRecord(FactFields):
     time_source: str  # "payload" when the body carried a time, else "received"
     entity_kind: str
     entity_id: str
-    data: str  # the body as canonical JSON (not stored: the envelope holds the body as received)
     unreadable: tuple[str, ...] = ()  # facts the model could not read (models.base.EventFacts)
     request_id: str | None = None  # API Gateway's request id of the delivery (logs' correlation_id)
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from airudder_ingest.base import aws
 from airudder_ingest.base.events import (
-    canonical_json,
     event_id,
     iso_utc,
     normalise_phone,
@@ -101,7 +100,6 @@ class EventRecorder:
             time_source="payload" if moment else "received",
             entity_kind=facts.entity_kind,
             entity_id=facts.entity_id or eid,
-            data=canonical_json(value),
             status=facts.status,
             phone=normalise_phone(facts.phone, self.settings.default_country_code),
             case_id=facts.case_id,
