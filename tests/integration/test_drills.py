@@ -180,6 +180,32 @@ def test_an_aws_outage_mid_push_loses_nothing_and_stores_every_event_once(
 # ---------------------------------------------------------------------------------------------- 2. kill
 
 
+def kill_at_marker(arguments: list[str], marker: Path) -> None:
+    """Run a drills_support child (`arguments` after the module) until it writes `marker`, where it waits,
+    then SIGKILL it: the process never gets past that point."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.drills_support", *arguments, "--marker", str(marker)],
+        cwd=REPO_ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # Waiting on the child's own signal (the marker file), not on time: the deadline only ends a hang.
+        deadline = time.monotonic() + 60
+        while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.exists(), child.stderr.read().decode()[-2000:] if child.stderr else "no marker"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=30)
+        if child.stderr:
+            child.stderr.close()
+    assert child.returncode == -signal.SIGKILL
+
+
 def _contact(call_id: str, rec: str = "") -> dict[str, Any]:
     return {
         "workflow_id": "wf-kill",
@@ -213,27 +239,7 @@ def test_a_handler_killed_mid_ingest_is_completed_by_the_retry(
     event_file.write_text(json.dumps(build_event("POST", DIALER, {"token": stack.token}, {}, body, found[0])))
     marker = tmp_path / "marker"
     stack.faults.reset_calls()
-    helper = [sys.executable, "-m", "tests.integration.drills_support", "kill", "--event", str(event_file)]
-    child = subprocess.Popen(
-        [*helper, "--stop-after", stop_after, "--marker", str(marker)],
-        cwd=REPO_ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert marker.exists(), child.stderr.read().decode()[-2000:] if child.stderr else "no marker"
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait(timeout=30)
-        if child.stderr:
-            child.stderr.close()
-    assert child.returncode == -signal.SIGKILL
+    kill_at_marker(["kill", "--event", str(event_file), "--stop-after", stop_after], marker)
     store = inspector.store()
     wrote = [c.operation for c in stack.faults.calls() if c.service in ("s3", "dynamodb", "sqs")]
     # What the killed process left behind, exactly
@@ -524,27 +530,7 @@ def test_an_archiver_killed_mid_batch_is_completed_by_the_retry(
             return stack.invoke("ArchiverFunction", event)
         event_file = tmp_path / "batch.json"
         event_file.write_text(json.dumps(event))
-        helper = [sys.executable, "-m", "tests.integration.drills_support", "kill-archiver"]
-        child = subprocess.Popen(
-            [*helper, "--event", str(event_file), "--marker", str(marker)],
-            cwd=REPO_ROOT,
-            env=dict(os.environ),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert marker.exists(), child.stderr.read().decode()[-2000:] if child.stderr else "no marker"
-            os.kill(child.pid, signal.SIGKILL)
-        finally:
-            if child.poll() is None:
-                child.kill()
-            child.wait(timeout=30)
-            if child.stderr:
-                child.stderr.close()
-        assert child.returncode == -signal.SIGKILL
+        kill_at_marker(["kill-archiver", "--event", str(event_file)], marker)
         killed.append(marker.read_text())
         raise RuntimeError("the archiver was killed mid-batch")
 
