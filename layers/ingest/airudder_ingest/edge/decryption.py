@@ -35,10 +35,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from airudder_ingest.base.secret_values import Fetch, SecretValues, fetch_secret
+from airudder_ingest.base.secret_values import Fetch, SecretValues
 from airudder_ingest.edge.apigw import WebhookRequest
-from airudder_ingest.edge.route_settings import RouteSettings, RouteWorkers
-from airudder_ingest.edge.signing import decode_text
+from airudder_ingest.edge.route_settings import RouteWorkers
+from airudder_ingest.edge.signing import decode_text, secret_keys
 
 SETTING = "PAYLOAD_DECRYPTION"
 AES_BLOCK_BYTES = 16
@@ -218,13 +218,7 @@ class PayloadDecryptor:
         self._key = key
 
     def _keys(self, force: bool) -> list[bytes]:
-        keys = []
-        for value in self._key.values(force):
-            try:
-                keys.append(decode_text(value, self.rule.key_encoding))
-            except ValueError:
-                continue
-        return keys
+        return secret_keys(self._key, self.rule.key_encoding, force)
 
     def _open(self, ciphertext: bytes, keys: list[bytes]) -> tuple[bytes | None, str]:
         fallback: bytes | None = None
@@ -257,15 +251,11 @@ class PayloadDecryptor:
 class PayloadDecryption(RouteWorkers[DecryptionRule, PayloadDecryptor]):
     """The decryption settings of every route, from PAYLOAD_DECRYPTION."""
 
-    def __init__(self, rules: RouteSettings[DecryptionRule], fetch: Fetch = fetch_secret) -> None:
-        def decryptor(rule: DecryptionRule) -> PayloadDecryptor:
-            return PayloadDecryptor(rule, SecretValues(rule.key_secret, "decryption key", rule.cache_seconds, fetch))
+    setting = SETTING
+    rule_type = DecryptionRule
 
-        super().__init__(rules, decryptor)
-
-    @classmethod
-    def from_json(cls, text: str | None, fetch: Fetch = fetch_secret) -> PayloadDecryption:
-        return cls(RouteSettings.parse(text, DecryptionRule, SETTING), fetch)
+    def build(self, rule: DecryptionRule, fetch: Fetch) -> PayloadDecryptor:
+        return PayloadDecryptor(rule, SecretValues(rule.key_secret, "decryption key", rule.cache_seconds, fetch))
 
     def open(self, request: WebhookRequest, webhook_type: str) -> bytes | None:
         """The plaintext of an encrypted route's body; None when the route is not encrypted."""

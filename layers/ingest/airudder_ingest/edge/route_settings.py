@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, Self, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
+
+from airudder_ingest.base.secret_values import Fetch, fetch_secret
 
 Rule = TypeVar("Rule", bound=BaseModel)
 Worker = TypeVar("Worker")
@@ -82,12 +84,24 @@ class RouteSettings(Generic[Rule]):
 
 class RouteWorkers(Generic[Rule, Worker]):
     """What applies each route's rule (a signature verifier, a decryptor): one per distinct rule, built on
-    first use, so the routes that share a rule share its cached secret."""
+    first use, so the routes that share a rule share its cached secret. A subclass names its setting and
+    rule type, and says how a rule and the secret fetcher make a worker (`build`)."""
 
-    def __init__(self, rules: RouteSettings[Rule], build: Callable[[Rule], Worker]) -> None:
+    setting: ClassVar[str]
+    rule_type: ClassVar[type[BaseModel]]
+
+    def __init__(self, rules: RouteSettings[Rule], fetch: Fetch = fetch_secret) -> None:
         self.rules = rules
-        self._build = build
+        self._fetch = fetch
         self._workers: dict[Rule, Worker] = {}
+
+    @classmethod
+    def from_json(cls, text: str | None, fetch: Fetch = fetch_secret) -> Self:
+        """The workers of the setting's text (see RouteSettings.parse)."""
+        return cls(cast("RouteSettings[Rule]", RouteSettings.parse(text, cls.rule_type, cls.setting)), fetch)
+
+    def build(self, rule: Rule, fetch: Fetch) -> Worker:
+        raise NotImplementedError
 
     def for_route(self, webhook_type: str, route: str) -> Worker | None:
         rule = self.rules.for_route(webhook_type, route)
@@ -95,5 +109,5 @@ class RouteWorkers(Generic[Rule, Worker]):
             return None
         found = self._workers.get(rule)
         if found is None:
-            found = self._workers.setdefault(rule, self._build(rule))
+            found = self._workers.setdefault(rule, self.build(rule, self._fetch))
         return found

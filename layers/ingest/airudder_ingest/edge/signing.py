@@ -24,9 +24,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from airudder_ingest.base.errors import Unauthorized
-from airudder_ingest.base.secret_values import Fetch, SecretValues, fetch_secret
+from airudder_ingest.base.secret_values import Fetch, SecretValues
 from airudder_ingest.edge.apigw import WebhookRequest
-from airudder_ingest.edge.route_settings import RouteSettings, RouteWorkers
+from airudder_ingest.edge.route_settings import RouteWorkers
 
 SETTING = "SIGNATURE_VERIFICATION"
 DEFAULT_HEADER = "X-AIRudder-Sign"
@@ -82,6 +82,18 @@ def decode_text(text: str, encoding: str) -> bytes:
     raise ValueError(f"unknown encoding {encoding!r}")
 
 
+def secret_keys(secret: SecretValues, encoding: str, force: bool) -> list[bytes]:
+    """The secret's values (one, or several while a key rotates) as key bytes. A value not in `encoding`
+    is left out: it matches nothing, and the other values still work."""
+    keys = []
+    for value in secret.values(force):
+        try:
+            keys.append(decode_text(value, encoding))
+        except ValueError:
+            continue
+    return keys
+
+
 class HmacSha256Verifier:
     """Checks one route's signature header against the HMAC-SHA256 of the body, in constant time."""
 
@@ -91,13 +103,7 @@ class HmacSha256Verifier:
         self._header = rule.header.lower()
 
     def _keys(self, force: bool) -> list[bytes]:
-        keys = []
-        for value in self._secret.values(force):
-            try:
-                keys.append(decode_text(value, self.rule.secret_encoding))
-            except ValueError:
-                continue  # a value not in the configured encoding matches nothing
-        return keys
+        return secret_keys(self._secret, self.rule.secret_encoding, force)
 
     def _presented(self, headers: Mapping[str, str]) -> bytes:
         text = headers.get(self._header) or next((v for k, v in headers.items() if k.lower() == self._header), None)
@@ -135,15 +141,11 @@ class HmacSha256Verifier:
 class SignatureVerification(RouteWorkers[SignatureRule, HmacSha256Verifier]):
     """The signature checks of every route, from SIGNATURE_VERIFICATION."""
 
-    def __init__(self, rules: RouteSettings[SignatureRule], fetch: Fetch = fetch_secret) -> None:
-        def verifier(rule: SignatureRule) -> HmacSha256Verifier:
-            return HmacSha256Verifier(rule, SecretValues(rule.secret, "signing secret", rule.cache_seconds, fetch))
+    setting = SETTING
+    rule_type = SignatureRule
 
-        super().__init__(rules, verifier)
-
-    @classmethod
-    def from_json(cls, text: str | None, fetch: Fetch = fetch_secret) -> SignatureVerification:
-        return cls(RouteSettings.parse(text, SignatureRule, SETTING), fetch)
+    def build(self, rule: SignatureRule, fetch: Fetch) -> HmacSha256Verifier:
+        return HmacSha256Verifier(rule, SecretValues(rule.secret, "signing secret", rule.cache_seconds, fetch))
 
     def verify(self, request: WebhookRequest, webhook_type: str) -> None:
         """Nothing when the route is not signed or the signature matches; Unauthorized otherwise."""
