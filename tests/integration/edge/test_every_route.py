@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airudder_ingest.base.events import iso_utc, to_utc
-from airudder_ingest.models import ROUTES, EventFacts, WebhookModel, base, calls, chatbot, model_for, read_facts
+from airudder_ingest.models import ROUTES, EventFacts, WebhookModel, calls, chatbot, model_for, read_facts, spellings
 from airudder_ingest.storage.archive import archive_line
 from tools.local_aws import template as cfn
 from tools.local_aws.gateway import load_routes, match_route
@@ -38,8 +38,9 @@ Path = tuple[str | int, ...]
 
 # Every spelling of an identifier the models look for (what a missing-identifier body leaves out).
 IDENTIFIER_KEYS = frozenset(
-    {*base.CALL_ID, *base.TASK_ID, *base.CASE_ID, *base.AGENT, *calls.PLAN_ID, *chatbot.SESSION_ID, *chatbot.MSG_ID}
-    | {*chatbot.CHAT_TASK_ID, "workflow_id", "nodetask_id", "node_id", "waba_task_id", "wfdetail_uuid"}
+    {*spellings.CALL_ID, *spellings.TASK_ID, *spellings.CASE_ID, *spellings.AGENT}
+    | {*calls.PLAN_ID, *chatbot.SESSION_ID, *chatbot.MSG_ID, *chatbot.CHAT_TASK_ID}
+    | {"workflow_id", "nodetask_id", "node_id", "waba_task_id", "wfdetail_uuid"}
 )
 
 

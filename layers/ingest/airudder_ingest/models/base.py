@@ -98,28 +98,6 @@ def alias(*names: str) -> Any:
     return Field(default=None, validation_alias=AliasChoices(*names))
 
 
-# Names seen, or likely, for the same thing across AIRUDDER payloads.
-CALL_ID = ("call_id", "callid", "callId", "CallID", "callID")
-TASK_ID = ("task_id", "taskId", "TaskID", "taskID", "taskid")
-CASE_ID = ("case_id", "caseId", "caseid", "CaseID")
-# `recLink`: dialer webhooks [DOC]; `reclink`: PDS pull records [3P].
-RECORDING = (
-    "recLink",
-    "reclink",
-    "rec_link",
-    "record_url",
-    "recording_url",
-    "recordingUrl",
-    "RecordingUrl",
-    "record_link",
-    "recording_link",
-    "recordUrl",
-    "recording",
-)
-# The agent: `agentName` in dialer pushes and PDS records [3P]; the others are our guesses.
-AGENT = ("agentName", "agent_name", "agent", "agentId", "agent_id", "userName", "AgentName")
-
-
 @dataclass(frozen=True)
 class EventFacts(FactFields):
     """What a delivery is about, as far as the store is concerned: its entity and time, and the facts

@@ -14,21 +14,16 @@ from __future__ import annotations
 from typing import Any
 
 from airudder_ingest.models.base import (
-    AGENT,
-    CALL_ID,
-    CASE_ID,
-    RECORDING,
-    TASK_ID,
     EventFacts,
     Phone,
     Text,
     WebhookModel,
     alias,
     file_under,
-    first,
     http_link,
     result_labels,
 )
+from airudder_ingest.models.spellings import AGENT, CALL_ID, CASE_ID, RECORDING, TASK_ID
 
 # The number called: a string, or an object holding `callee_number` (as in the Custom API push).
 CALLEE = ("callee", "callee_number", "phoneNumber", "phone_number", "Callee", "CalleeNumber", "calleeNumber")
@@ -90,7 +85,7 @@ class CallFields(WebhookModel):
             ("CASE", "case_id", self.case_id),
             event_time=self.end_time,
             status=self.status,
-            phone=first(self.callee, self.main_number),
+            phone=self.callee or self.main_number,  # Phone fields are None when blank
             case_id=self.case_id,
             task_id=self.task_id,
             call_id=self.call_id,

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from airudder_ingest.models.base import TASK_ID, EventFacts, Model, Text, WebhookModel, alias, file_under, variant
+from airudder_ingest.models.base import EventFacts, Model, Text, WebhookModel, alias, file_under, variant
 from airudder_ingest.models.calls import PLAN_ID, CallFields, InfoCheckCallFields
+from airudder_ingest.models.spellings import TASK_ID
 
 PRODUCTS = {
     "collection": "Collection",

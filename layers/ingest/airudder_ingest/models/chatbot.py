@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from airudder_ingest.models.base import (
-    CASE_ID,
     EventFacts,
     Int,
     Model,
@@ -30,6 +29,7 @@ from airudder_ingest.models.base import (
     text_or_none,
     variant,
 )
+from airudder_ingest.models.spellings import CASE_ID
 
 SESSION_ID = (
     "call_id",

@@ -10,22 +10,7 @@ from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from airudder_ingest.models.base import (
-    AGENT,
-    CALL_ID,
-    CASE_ID,
-    RECORDING,
-    TASK_ID,
-    EventFacts,
-    Int,
-    NullAsEmpty,
-    Phone,
-    Text,
-    WebhookModel,
-    alias,
-    file_under,
-    first,
-)
+from airudder_ingest.models.base import EventFacts, Int, NullAsEmpty, Phone, Text, WebhookModel, alias, file_under
 from airudder_ingest.models.calls import (
     CUSTOM_RESULTS,
     MAIN_NUMBER,
@@ -34,6 +19,7 @@ from airudder_ingest.models.calls import (
     InfoCheckCallFields,
     call_outcome,
 )
+from airudder_ingest.models.spellings import AGENT, CALL_ID, CASE_ID, RECORDING, TASK_ID
 
 
 class _Tolerant(BaseModel):
@@ -109,7 +95,7 @@ class WorkflowDialerPush(_WorkflowFields):
             unreadable=() if kind else ("type",),
             event_time=body.timestamp,
             status=body.state,
-            phone=first(body.phone, body.main_number),
+            phone=body.phone or body.main_number,
             **self._links(),
             task_id=body.task_id,
             call_id=body.call_id,
@@ -300,7 +286,7 @@ class WorkflowChatbotSessionEnded(_WorkflowFields):
             ("SESSION", "call_id", self.call_id),  # §28: `call_id` is the session
             ("SESSION", "wfdetail_uuid", self.wfdetail_uuid),
             event_time=self.timestamp,
-            status=first(self.status, "ended"),
+            status=self.status or "ended",
             phone=self.callee,
             **self._links(),
             task_id=self.waba_task_id,

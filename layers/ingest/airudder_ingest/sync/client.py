@@ -25,7 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import requests
@@ -35,8 +35,13 @@ from airudder_ingest.base.settings import EnvSettings, split_list
 
 logger = logging.getLogger(__name__)
 
-# A time bound of a listing as callers give it: a datetime, ISO text or epoch seconds (_time reads each).
-TimeBound = dt.datetime | str | int | float | None
+# A point in time as callers give it: a datetime, ISO text or epoch seconds (format_api_time reads each).
+Instant = dt.datetime | str | int | float
+# A listing's time window [start, end); None leaves that side open.
+TimeBound = Instant | None
+Window = tuple[TimeBound, TimeBound]
+ANY_TIME: Window = (None, None)
+Records = Iterator[dict[str, Any]]
 
 # What the reference documents (copied from auth-and-errors.md / workflow.md).
 API_FACTS: tuple[str, ...] = (
@@ -131,6 +136,7 @@ class AirudderApiSettings(EnvSettings):
 # --- errors, credentials, counters --------------------------------------------------------------------
 
 
+@dataclass(eq=False)
 class AirudderApiError(Exception):
     """An AIRUDDER call that failed for good: endpoint, HTTP status, AIRUDDER `code` and message.
 
@@ -138,21 +144,15 @@ class AirudderApiError(Exception):
     `code` is None when the body had none.
     """
 
-    def __init__(
-        self,
-        endpoint: str,
-        message: str,
-        *,
-        http_status: int | None = None,
-        code: int | str | None = None,
-        retryable: bool = False,
-    ) -> None:
-        self.endpoint = endpoint
-        self.http_status = http_status
-        self.code = code
-        self.message = message
-        self.retryable = retryable
-        super().__init__(f"AIRUDDER {endpoint}: HTTP {http_status}, code {code}: {message}")
+    endpoint: str
+    message: str
+    _: KW_ONLY
+    http_status: int | None = None
+    code: int | str | None = None
+    retryable: bool = False
+
+    def __str__(self) -> str:
+        return f"AIRUDDER {self.endpoint}: HTTP {self.http_status}, code {self.code}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,7 @@ class PageScheme:
         fetch: Callable[[dict[str, int]], Any],
         page_size: int,
         max_pages: int,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Records:
         """Yield every object of a listing (workflows, tasks: entries that are not objects name nothing to
         follow); `fetch(paging_params)` returns one answer's `data`."""
         for _page, items in self.pages(fetch, page_size, max_pages):
@@ -321,7 +321,7 @@ class PageScheme:
 DEFAULT_PAGE_SCHEME = PageScheme()
 
 
-def format_api_time(value: dt.datetime | str | int | float, offset: str = "+08:00") -> str:
+def format_api_time(value: Instant, offset: str = "+08:00") -> str:
     """A time as AIRUDDER's queries are assumed to take it: 'YYYY-MM-DD HH:MM:SS+08:00'.
 
     Naive datetimes are taken as UTC; strings are passed through unchanged; numbers are Unix seconds.
@@ -408,27 +408,20 @@ class AirudderClient:
 
     # --- public API ---------------------------------------------------------------------------------
 
-    def list_workflow_tasks(
-        self, start: dt.datetime | str | int | float, end: dt.datetime | str | int | float
-    ) -> Iterator[dict[str, Any]]:
+    def list_workflow_tasks(self, start: Instant, end: Instant) -> Records:
         """Every workflow (task instance) changed in [start, end), all pages."""
         params = {"start_time": self._time(start), "end_time": self._time(end)}
         return self._paged("workflow_list", "GET", self.settings.workflow_list_path, params)
 
-    def list_subtasks(self, workflow_id: str) -> Iterator[dict[str, Any]]:
+    def list_subtasks(self, workflow_id: str) -> Records:
         """The node tasks (subtasks) of one workflow, all pages."""
         return self._paged("subtask_list", "GET", self.settings.subtask_list_path, {"workflow_id": workflow_id})
 
     def list_outbound_tasks(
-        self,
-        workflow_id: str,
-        *,
-        nodetask_id: str | None = None,
-        start: TimeBound = None,
-        end: TimeBound = None,
-    ) -> Iterator[dict[str, Any]]:
+        self, workflow_id: str, *, nodetask_id: str | None = None, window: Window = ANY_TIME
+    ) -> Records:
         """The outbound (call) tasks the workflow's nodes ran, all pages."""
-        params = self._params(start, end, workflow_id=workflow_id, nodetask_id=nodetask_id)
+        params = self._params(window, workflow_id=workflow_id, nodetask_id=nodetask_id)
         return self._paged("outbound_task_list", "POST", self.settings.outbound_task_list_path, params)
 
     def task_details(
@@ -437,13 +430,12 @@ class AirudderClient:
         *,
         nodetask_id: str | None = None,
         workflow_id: str | None = None,
-        start: TimeBound = None,
-        end: TimeBound = None,
-    ) -> Iterator[dict[str, Any]]:
+        window: Window = ANY_TIME,
+    ) -> Records:
         """The call records of one outbound task (by task id or node task id), all pages."""
         if not task_id and not nodetask_id:
             raise ValueError("task_details needs a task_id or a nodetask_id")
-        params = self._params(start, end, task_id=task_id, nodetask_id=nodetask_id, workflow_id=workflow_id)
+        params = self._params(window, task_id=task_id, nodetask_id=nodetask_id, workflow_id=workflow_id)
         return self._paged("task_detail", "POST", self.settings.task_detail_path, params)
 
     def task_detail_pages(
@@ -451,14 +443,13 @@ class AirudderClient:
         task_id: str,
         *,
         workflow_id: str | None = None,
-        start: TimeBound = None,
-        end: TimeBound = None,
+        window: Window = ANY_TIME,
         start_page: int | None = None,
         already_seen: int = 0,
     ) -> Iterator[tuple[int, list[Any]]]:
         """The call records of one outbound task page by page, as (page number, records): a caller
         that must stop part-way (the scheduled sync) can resume at a page (see PageScheme.pages)."""
-        params = self._params(start, end, task_id=task_id, workflow_id=workflow_id)
+        params = self._params(window, task_id=task_id, workflow_id=workflow_id)
         path = self.settings.task_detail_path
 
         def fetch(paging: dict[str, int]) -> Any:
@@ -475,18 +466,16 @@ class AirudderClient:
             return data
         raise AirudderApiError("call_info", "answer has no call object", http_status=200)
 
-    def iter_call_records(
-        self, start: dt.datetime | str | int | float, end: dt.datetime | str | int | float
-    ) -> Iterator[dict[str, Any]]:
+    def iter_call_records(self, start: Instant, end: Instant) -> Records:
         """Every call record changed in [start, end): workflows -> outbound tasks -> task details."""
         for workflow in self.list_workflow_tasks(start, end):
             workflow_id = workflow.get("workflow_id")
             if not workflow_id:
                 continue
-            for task in self.list_outbound_tasks(str(workflow_id), start=start, end=end):
+            for task in self.list_outbound_tasks(str(workflow_id), window=(start, end)):
                 task_id = task.get("task_id")
                 if task_id:
-                    yield from self.task_details(str(task_id), workflow_id=str(workflow_id), start=start, end=end)
+                    yield from self.task_details(str(task_id), workflow_id=str(workflow_id), window=(start, end))
 
     def token(self) -> str:
         """A valid token: the cached one, or a new one."""
@@ -494,15 +483,16 @@ class AirudderClient:
 
     # --- internals -------------------------------------------------------------------------------------
 
-    def _params(self, start: TimeBound, end: TimeBound, **ids: Any) -> dict[str, Any]:
+    def _params(self, window: Window, **ids: Any) -> dict[str, Any]:
         """A listing's parameters: the ids, then the time window; the ones not given are left out."""
+        start, end = window
         params = {**ids, "start_time": self._time(start), "end_time": self._time(end)}
         return {k: v for k, v in params.items() if v is not None}
 
     def _time(self, value: TimeBound) -> str | None:
         return None if value is None else format_api_time(value, self.settings.time_offset)
 
-    def _paged(self, endpoint: str, method: str, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _paged(self, endpoint: str, method: str, path: str, params: dict[str, Any]) -> Records:
         def fetch(paging: dict[str, int]) -> Any:
             return self._call(endpoint, method, path, {**params, **paging})
 

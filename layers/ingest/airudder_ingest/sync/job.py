@@ -523,7 +523,7 @@ class WorkflowSync:
         """The outbound tasks of one workflow in the window, each saved as done once stored."""
         if self._out_of_time(run):
             return "budget"
-        tasks = list(self.client.list_outbound_tasks(workflow_id, start=start, end=end))
+        tasks = list(self.client.list_outbound_tasks(workflow_id, window=(start, end)))
         for task in tasks:
             task_id = _text_id(task.get("task_id"))
             if task_id is None or task_id in cursor.done_tasks:
@@ -544,7 +544,7 @@ class WorkflowSync:
             cursor.enter_task(task_id)
         start_page, seen = cursor.resume_point()
         pages = self.client.task_detail_pages(
-            task_id, workflow_id=workflow_id, start=start, end=end, start_page=start_page, already_seen=seen
+            task_id, workflow_id=workflow_id, window=(start, end), start_page=start_page, already_seen=seen
         )
         while True:
             if self._out_of_time(run):
