@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tools.background import BackgroundServer
+
 log = logging.getLogger("tools.local_aws.fault_proxy")
 
 BLOCK = 64 * 1024
@@ -214,7 +216,7 @@ class FaultRule:
         return self.times is not None and self.hits >= self.times
 
 
-class FaultProxy:
+class FaultProxy(BackgroundServer):
     """The proxy server and its controller (``fail``, ``slow``, ``outage``, ``calls`` ...)."""
 
     def __init__(self, upstream_url: str, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 60.0) -> None:
@@ -228,26 +230,13 @@ class FaultProxy:
         self._rules: list[FaultRule] = []
         self._calls: list[Call] = []
         self._outage = False
-        self._server = _ProxyServer((host, port), _ProxyHandler, self)
-        self._thread: threading.Thread | None = None
+        super().__init__(_ProxyServer((host, port), _ProxyHandler, self), "fault-proxy")
 
     # ------------------------------------------------------------------ server
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FaultProxy:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        return f"http://{self.host}:{self.port}"
 
     # ------------------------------------------------------------------ faults
 

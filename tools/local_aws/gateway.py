@@ -39,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
 
+from tools.background import BackgroundServer
 from tools.local_aws.template import TemplateDefaults, TemplateError, resources_of_type, scalar_text
 
 log = logging.getLogger("tools.local_aws.gateway")
@@ -789,7 +790,7 @@ def _fixed(answer: tuple[int, dict[str, str], bytes]) -> GatewayResponse:
     return GatewayResponse(status, dict(headers), body)
 
 
-class Gateway:
+class Gateway(BackgroundServer):
     """Routes of the template served on a ThreadingHTTPServer, each route throttled by its own bucket."""
 
     def __init__(
@@ -808,28 +809,11 @@ class Gateway:
         self.functions = functions
         self.api_ids = dict(api_ids or {})
         self.max_body_bytes = max_body_bytes
-        self._server = _GatewayServer((host, port), _GatewayHandler, self)
-        self._thread: threading.Thread | None = None
+        super().__init__(_GatewayServer((host, port), _GatewayHandler, self), "local-gateway")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> Gateway:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-gateway", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        return f"http://{self.host}:{self.port}"
 
     def handle(
         self,

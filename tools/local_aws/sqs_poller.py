@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tools.background import Poller
+
 log = logging.getLogger("tools.local_aws.sqs_poller")
 
 
@@ -86,7 +88,7 @@ def failed_ids(result: Any, batch_ids: list[str], report_failures: bool) -> list
     return failed
 
 
-class SqsPoller:
+class SqsPoller(Poller):
     """Polls one queue and hands batches to `invoke` (one at a time, as with MaximumConcurrency 1)."""
 
     def __init__(
@@ -113,10 +115,8 @@ class SqsPoller:
         self.batch_size = max(1, min(batch_size, 10))
         self.wait_seconds = wait_seconds
         self.report_batch_item_failures = report_batch_item_failures
-        self.name = name
+        super().__init__(name)
         self.batches: list[BatchOutcome] = []  # every batch that held messages, oldest first
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one batch at a time, from the thread or from drain()
 
     # ------------------------------------------------------------------ one batch
@@ -190,31 +190,8 @@ class SqsPoller:
                 raise TimeoutError(f"{self.name}: the queue still holds messages after {timeout} s")
             time.sleep(0.05)
 
-    # ------------------------------------------------------------------ in the background
+    # ------------------------------------------------------------------ in the background (Poller.start)
 
-    def start(self) -> SqsPoller:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-            self._thread = None
-
-    def __enter__(self) -> SqsPoller:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:  # the endpoint went away, or a transient error: keep polling
-                log.warning("%s: polling failed: %s", self.name, exc)
-                self._stop.wait(1.0)
+    def _poll(self) -> bool:
+        # The receive long-polls (wait_seconds), so an empty poll needs no pause of its own.
+        return bool(self.poll_once().received)

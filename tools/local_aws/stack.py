@@ -61,7 +61,7 @@ from tools.local_aws.moto_server import (
     MotoServer,
     aws_client,
 )
-from tools.local_aws.sqs_poller import SqsPoller
+from tools.local_aws.sqs_poller import SqsPoller, lambda_record
 from tools.local_aws.stream_poller import StreamPoller, filter_patterns
 from tools.local_aws.template import TemplateError, load_template, loads_template, merge_globals, scalar_text
 
@@ -689,7 +689,7 @@ class LocalStack:
         ).get("Messages", [])
         if not messages:
             return {"received": 0, "failed": [], "result": None, "error": None}
-        event = {"Records": [self._sqs_record(message, queue_arn) for message in messages]}
+        event = {"Records": [lambda_record(message, queue_arn, self.region) for message in messages]}
         failed: list[str] = []
         result: Any = None
         error: str | None = None
@@ -710,31 +710,6 @@ class LocalStack:
             else:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return {"received": len(messages), "failed": failed, "result": result, "error": error}
-
-    def _sqs_record(self, message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
-        attributes = {}
-        for name, value in (message.get("MessageAttributes") or {}).items():
-            attributes[name] = {
-                "stringValue": value.get("StringValue"),
-                "binaryValue": value.get("BinaryValue"),
-                "stringListValues": value.get("StringListValues", []),
-                "binaryListValues": value.get("BinaryListValues", []),
-                "dataType": value.get("DataType"),
-            }
-        record = {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": dict(message.get("Attributes") or {}),
-            "messageAttributes": attributes,
-            "md5OfBody": message.get("MD5OfBody"),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": queue_arn,
-            "awsRegion": self.region,
-        }
-        if message.get("MD5OfMessageAttributes"):
-            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
-        return record
 
     def _queue_url(self, queue_arn: str) -> str:
         for values in self.resources.values():

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tools.background import Poller
+
 log = logging.getLogger("tools.local_aws.stream_poller")
 
 
@@ -111,7 +113,7 @@ def filter_patterns(filter_criteria: Mapping[str, Any] | None) -> list[Any]:
 # ---------------------------------------------------------------------------------------- the poller
 
 
-class StreamPoller:
+class StreamPoller(Poller):
     """Polls every shard of one stream for one function (one at a time, in shard order)."""
 
     def __init__(
@@ -140,14 +142,12 @@ class StreamPoller:
         self.max_retry_attempts = int(max_retry_attempts)
         self.bisect = bisect
         self.on_failure = on_failure
-        self.name = name
+        super().__init__(name)
         self.batches: list[StreamBatch] = []  # every invocation, oldest first
         self.filtered_out = 0
         self._checkpoints: dict[str, str | None] = {}  # shard -> last sequence number done
         self._retries: dict[str, int] = {}  # shard -> retries of the batch at its checkpoint
         self._limits: dict[str, int] = {}  # shard -> batch size after bisecting
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._positioned: set[str] = set()
 
@@ -297,32 +297,9 @@ class StreamPoller:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name}: the stream still has records to process after {timeout} s")
 
-    # ------------------------------------------------------------------ in the background
+    # ------------------------------------------------------------------ in the background (Poller.start)
 
-    def start(self, interval: float = 0.5) -> StreamPoller:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, args=(interval,), name=self.name, daemon=True)
-            self._thread.start()
-        return self
+    idle_seconds = 0.5  # GetRecords does not wait: pause after a poll that found nothing
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-            self._thread = None
-
-    def __enter__(self) -> StreamPoller:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _loop(self, interval: float) -> None:
-        while not self._stop.is_set():
-            try:
-                if not self.poll_once():
-                    self._stop.wait(interval)
-            except Exception as exc:  # the endpoint went away, or a transient error: keep polling
-                log.warning("%s: polling failed: %s", self.name, exc)
-                self._stop.wait(1.0)
+    def _poll(self) -> bool:
+        return bool(self.poll_once())

@@ -48,6 +48,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+from tools.background import BackgroundServer
+
 BLOCK_BYTES = 1024 * 1024
 WAV_HEADER_BYTES = 44
 SAMPLE_RATE = 8000
@@ -185,13 +187,13 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-class RecordingsServer:
+class RecordingsServer(BackgroundServer):
     """The server on 127.0.0.1 (port 0: a free one), in a thread of this process."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
-        self._server = _Server((host, port), _Handler)
-        self._server.owner = self
-        self._thread: threading.Thread | None = None
+        server = _Server((host, port), _Handler)
+        server.owner = self
+        super().__init__(server, "recordings-server")
         self._lock = threading.Lock()
         self._finished = threading.Condition(self._lock)
         self._counts: dict[str, int] = {}
@@ -199,30 +201,7 @@ class RecordingsServer:
         self._open: dict[str | None, int] = {}  # requests of a seed still being answered
         self._answers: dict[str | None, list[Answer]] = {}  # per finished request of a seed
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> RecordingsServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="recordings-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> RecordingsServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ addresses and counters
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
 
     @property
     def base_url(self) -> str:

@@ -28,8 +28,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+from tools.background import Background
 
 from . import bodies
 from .dataset import Call, Dataset, DatasetConfig, NodeTask, Workflow
@@ -95,7 +97,7 @@ class _SimulatorServer(ThreadingHTTPServer):
     request_queue_size = 128  # socketserver's default (5) overflows when many clients connect at once
 
 
-class AirudderSimulator:
+class AirudderSimulator(Background):
     """The simulated tenant; a context manager that serves on a local port (0: any free one)."""
 
     def __init__(
@@ -141,39 +143,32 @@ class AirudderSimulator:
         self._tokens: dict[str, float] = {}
         self._log: list[RequestRecord] = []
         self._tampered: dict[str, dict[str, Any]] = {}
-        self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__("airudder-sim")
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
-    def start(self) -> AirudderSimulator:
-        handler = type("_BoundHandler", (_Handler,), {"sim": self})
-        server = _SimulatorServer((self.host, self.port), handler)
-        self._server = server
-        self.port = server.server_address[1]
-        self._stopping.clear()
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="airudder-sim", daemon=True
-        )
-        self._thread.start()
-        return self
+    def start(self) -> Self:
+        if self._server is None:
+            handler = type("_BoundHandler", (_Handler,), {"sim": self})
+            self._server = _SimulatorServer((self.host, self.port), handler)
+            self.port = self._server.server_address[1]
+        return super().start()
 
-    def stop(self) -> None:
-        self._stopping.set()
+    def _loop(self) -> None:
+        if self._server is not None:
+            self._server.serve_forever(poll_interval=0.05)
+
+    def _interrupt(self) -> None:
+        super()._interrupt()  # also releases the answers being held
         if self._server is not None:
             self._server.shutdown()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        super().stop(timeout)
+        if self._server is not None:
             self._server.server_close()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> AirudderSimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
