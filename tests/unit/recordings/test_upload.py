@@ -16,9 +16,11 @@ from botocore.exceptions import ClientError
 
 from airudder_ingest.recordings.copier import (
     READ_CHUNK_BYTES,
+    S3_MIN_PART_BYTES,
     RecordingStream,
     RetryableCopyError,
     _Permanent,
+    balanced_part_size,
     upload_recording,
 )
 
@@ -220,3 +222,88 @@ def test_the_stream_stops_once_told_to() -> None:
     stream.stop_when(lambda: True)
     with pytest.raises(RetryableCopyError, match="upload to storage failed"):
         stream.read(1000)
+
+
+# ---------------------------------------------------------------------------------------------- part sizes
+
+
+@pytest.mark.parametrize(
+    ("size", "part_size", "expected"),
+    [
+        (None, 8 * MIB, 8 * MIB),  # size unknown (chunked, encoded): the setting
+        (8 * MIB - 1, 8 * MIB, 8 * MIB),  # one PutObject
+        (8 * MIB, 8 * MIB, 8 * MIB),  # one part
+        (10 * MIB, 8 * MIB, 5 * MIB),  # two equal parts, not 8 + 2
+        (12 * MIB + 1, 8 * MIB, 6 * MIB + 1),
+        (200 * MIB, 8 * MIB, 8 * MIB),  # 25 full parts stay as they are
+        (5 * MIB + 1, 5 * MIB, 5 * MIB),  # never under S3's minimum: 5 MiB and 1 byte
+    ],
+)
+def test_a_known_size_is_cut_into_equal_parts(size: int | None, part_size: int, expected: int) -> None:
+    assert balanced_part_size(size, part_size) == expected
+
+
+@pytest.mark.parametrize("part_size", [5 * MIB, 8 * MIB, 8 * MIB + 3])
+def test_equal_parts_are_as_many_as_full_ones_and_no_larger(part_size: int) -> None:
+    for size in [part_size + 1, 2 * part_size - 1, 2 * part_size + 1, 7 * part_size + 12_345, 10_000 * part_size]:
+        balanced = balanced_part_size(size, part_size)
+        assert S3_MIN_PART_BYTES <= balanced <= part_size
+        assert -(-size // balanced) == -(-size // part_size)
+
+
+def test_a_recording_of_known_size_goes_up_in_equal_parts() -> None:
+    s3 = RecordedS3()
+    data = sample(10 * MIB)
+    stream = stream_of(data, 1024 * 1024 - 3)
+    upload_recording(
+        s3.client, stream, BUCKET, KEY, content_type="audio/wav", metadata={}, part_size=8 * MIB, concurrency=2
+    )
+    parts = sorted((c["PartNumber"], c["size"]) for name, c in s3.calls if name == "UploadPart")
+    assert parts == [(1, 5 * MIB), (2, 5 * MIB)]
+    assert s3.object() == data
+    assert stream.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_recording_of_unknown_size_goes_up_in_parts_of_the_setting() -> None:
+    s3 = RecordedS3()
+    data = sample(2 * PART + 1)
+    stream = stream_of(data, 1024 * 1024 - 3, expected_size=None)
+    upload_recording(
+        s3.client, stream, BUCKET, KEY, content_type="audio/wav", metadata={}, part_size=PART, concurrency=2
+    )
+    parts = sorted((c["PartNumber"], c["size"]) for name, c in s3.calls if name == "UploadPart")
+    assert parts == [(1, PART), (2, PART), (3, 1)]
+    assert s3.object() == data
+    assert stream.sha256 == hashlib.sha256(data).hexdigest()
+
+
+class AskedPieces(Pieces):
+    """Pieces that remember how much each read asked for."""
+
+    def __init__(self, data: bytes, piece: int) -> None:
+        super().__init__(data, piece)
+        self.asked: list[int] = []
+
+    def read(self, limit: int = READ_CHUNK_BYTES) -> bytes:
+        self.asked.append(limit)
+        return super().read(limit)
+
+
+def test_the_stream_asks_the_body_for_the_rest_of_a_part_at_once() -> None:
+    data = sample(3 * MIB)
+    body = AskedPieces(data[512:], 10 * MIB)
+    stream = RecordingStream(data[:512], body, max_bytes=1024 * MIB, expected_size=len(data))
+    assert [len(r) for r in read_all(stream, 2 * MIB)] == [2 * MIB, MIB]
+    # After the sniffed head: the rest of the first part, then the second part, then the end.
+    assert body.asked[:2] == [2 * MIB - 512, 2 * MIB]
+    assert stream.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_the_stream_never_asks_for_more_than_a_byte_past_the_limit() -> None:
+    data = sample(4 * MIB)
+    body = AskedPieces(data[512:], 10 * MIB)
+    stream = RecordingStream(data[:512], body, max_bytes=MIB, expected_size=None)
+    with pytest.raises(_Permanent, match="over the size limit"):
+        read_all(stream, 4 * MIB)
+    assert body.asked == [MIB + 1 - 512]
+    assert stream.size == MIB + 1

@@ -7,10 +7,11 @@ state item pointing at it (recording_status "archived", recording_s3_key, _size,
 A message without a call id (a call notification naming only its case) is filed under its event instead:
 recordings/<yyyy>/<mm>/<dd>/<entity kind>/<entity id>/<event id>.<ext>, the outcome on the event item.
 
-The audio is streamed: read in chunks from the HTTP response, hashed as it passes, and uploaded by
-boto3's transfer manager as one PutObject when it is smaller than a part, else as a multipart upload of
-`part_size` parts, `upload_concurrency` at a time. At most about upload_concurrency + 2 parts are held
-in memory, whatever the size of the recording.
+The audio is streamed: read from the HTTP response a part at a time, hashed while the part goes up, and
+uploaded by boto3's transfer manager as one PutObject when it is smaller than a part, else as a
+multipart upload of `part_size` parts (equal parts of at most that size when Content-Length gives the
+size), `upload_concurrency` at a time. At most about upload_concurrency + 2 parts are held in memory,
+whatever the size of the recording.
 
 Only http(s) links to hosts on an allow-list are fetched (exact host, or ".suffix" for subdomains; the
 scheme's default port unless the entry names another, "host:port"), without user info, and every redirect
@@ -84,8 +85,9 @@ MIB = 1024 * 1024
 S3_MIN_PART_BYTES = 5 * MIB
 S3_MAX_PART_BYTES = 5 * 1024 * MIB
 S3_MAX_PARTS = 10_000
-# Size of the reads from the HTTP response (not of the S3 parts).
-READ_CHUNK_BYTES = 1 * MIB
+# Largest read from the HTTP response: a part up to this size is read in one go, into one buffer
+# (what upload_fileobj does), instead of being joined from pieces.
+READ_CHUNK_BYTES = 16 * MIB
 MAX_URL_LENGTH = 4096
 S3_READ_TIMEOUT_SECONDS = 120
 # A presigned link lives at most 7 days (SigV4).
@@ -211,12 +213,13 @@ class RecordingsSettings(EnvSettings):
     # subdomain of it; on the scheme's default port only, unless the entry names one ("example.com:8443").
     # Redirect targets must be on it too (add the storage host AIRUDDER redirects to).
     allowed_hosts: tuple[str, ...] = Field(default=DEFAULT_ALLOWED_HOSTS, alias="RECORDING_ALLOWED_HOSTS")
-    # Recordings smaller than this go to S3 in one PutObject; larger ones in parts of this size.
+    # Recordings smaller than this go to S3 in one PutObject; larger ones in parts of at most this size
+    # (as many parts, of equal size, when the size is known: balanced_part_size).
     part_size: int = Field(
         default=8 * MIB, alias="RECORDING_PART_SIZE_BYTES", ge=S3_MIN_PART_BYTES, le=S3_MAX_PART_BYTES
     )
     # Parts going up at once. A copy holds about this + 2 parts in memory (one read ahead, one being
-    # read): 2 keeps a copy near 140 MiB at 8 MiB parts, within the function's MemorySize (>= 256).
+    # read): 2 keeps a copy near 130 MiB at 8 MiB parts, within the function's MemorySize (>= 256).
     upload_concurrency: int = Field(default=2, alias="RECORDING_UPLOAD_CONCURRENCY", ge=1, le=10)
     # Larger recordings are not archived (status failed): a broken server cannot fill the bucket.
     max_bytes: int = Field(default=4 * 1024 * MIB, alias="RECORDING_MAX_BYTES", gt=0)
@@ -619,7 +622,9 @@ class RecordingStream:
     end the size must be `expected_size` (Content-Length, when given), else the transfer was cut short,
     and an empty body is an error too (RetryableCopyError): the upload is then aborted, never completed.
 
-    read(n) returns n bytes unless the body ends first: the transfer manager makes a part of each read."""
+    read(n) returns n bytes unless the body ends first: the transfer manager makes a part of each read.
+    A part is hashed at the next read (or when the digest is asked for), while it goes up: the hash
+    (which releases the GIL) runs beside the upload instead of holding the part back."""
 
     def __init__(
         self, head: bytes, body: _Body, *, max_bytes: int, expected_size: int | None, host: str | None = None
@@ -630,19 +635,26 @@ class RecordingStream:
         self._expected_size = expected_size
         self._host = host
         self._sha = hashlib.sha256()
+        self._unhashed = b""
         self._ended = False
         self._stop: Callable[[], bool] = lambda: False
         self.size = 0
 
     @property
     def sha256(self) -> str:
+        self._hash_pending()
         return self._sha.hexdigest()
+
+    @property
+    def expected_size(self) -> int | None:
+        return self._expected_size
 
     def stop_when(self, stop: Callable[[], bool]) -> None:
         """Stop reading (raise) as soon as `stop()` is true: the upload failed, nothing more to fetch."""
         self._stop = stop
 
     def read(self, amount: int = -1) -> bytes:
+        self._hash_pending()
         wanted = amount if amount >= 0 else self._max_bytes + 1
         pieces: list[bytes] = []
         held = 0
@@ -652,17 +664,23 @@ class RecordingStream:
             if self._head:
                 chunk, self._head = self._head[: wanted - held], self._head[wanted - held :]
             else:
-                chunk = self._body.read(min(READ_CHUNK_BYTES, wanted - held))
+                # The rest of the part in one read where it fits; never more than a byte past the limit.
+                chunk = self._body.read(min(READ_CHUNK_BYTES, wanted - held, self._max_bytes + 1 - self.size))
             if not chunk:
                 self._end()
                 break
             self.size += len(chunk)
             if self.size > self._max_bytes:
                 raise _Permanent("failed", "recording is over the size limit", host=self._host)
-            self._sha.update(chunk)
             pieces.append(chunk)
             held += len(chunk)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self._unhashed = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return self._unhashed
+
+    def _hash_pending(self) -> None:
+        if self._unhashed:
+            self._sha.update(self._unhashed)
+            self._unhashed = b""
 
     def _end(self) -> None:
         self._ended = True
@@ -681,6 +699,31 @@ def _abort_failed(http_response: Any = None, exception: BaseException | None = N
         logger.warning("could not abort a multipart upload", extra={"error": error})
 
 
+def balanced_part_size(size: int | None, part_size: int) -> int:
+    """The parts' size for a recording of `size` bytes (Content-Length): as many parts as `part_size`
+    makes, but of equal size (at least S3's 5 MiB) instead of full ones and a short last one. A 10 MiB
+    recording goes up as two parts of 5 MiB side by side rather than 8 MiB then 2 MiB: the same
+    requests, less held, and the slowest part (what the upload waits for) smaller. `part_size` when
+    the size is unknown or within one part (then it is one PutObject)."""
+    if size is None or size <= part_size:
+        return part_size
+    count = -(-size // part_size)
+    return max(S3_MIN_PART_BYTES, -(-size // count))
+
+
+class _KnownSize:
+    """A transfer subscriber telling the transfer manager the recording's size (Content-Length): it then
+    chooses between PutObject and a multipart upload without reading a part ahead first, and opens the
+    multipart upload while the first part is being read. The HTTP client never delivers more than
+    Content-Length, and fewer fails the stream, so the choice cannot be wrong for a recording archived."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+
+    def on_queued(self, future: Any, **_: Any) -> None:
+        future.meta.provide_transfer_size(self._size)
+
+
 def upload_recording(
     s3: Any,
     stream: RecordingStream,
@@ -694,13 +737,14 @@ def upload_recording(
 ) -> None:
     """boto3's managed upload of the stream (what s3.upload_fileobj does, keeping the transfer's future
     so that the stream stops reading once a part failed): one PutObject when it is smaller than a part,
-    else a multipart upload of `part_size` parts, `concurrency` of them going up at once. On failure an
-    open multipart upload is aborted and the first error raised (ClientError, or the stream's)."""
+    else a multipart upload of `part_size` parts (balanced_part_size when its size is known),
+    `concurrency` of them going up at once. On failure an open multipart upload is aborted and the first
+    error raised (ClientError, or the stream's)."""
     from boto3.s3.transfer import TransferConfig, create_transfer_manager
 
     config = TransferConfig(
         multipart_threshold=part_size,
-        multipart_chunksize=part_size,
+        multipart_chunksize=balanced_part_size(stream.expected_size, part_size),
         max_concurrency=concurrency,
         # Only the classic manager honours these settings and streams a file of unknown size.
         preferred_transfer_client="classic",
@@ -710,9 +754,14 @@ def upload_recording(
     config.max_in_memory_upload_chunks = concurrency
     for event in ("after-call.s3.AbortMultipartUpload", "after-call-error.s3.AbortMultipartUpload"):
         s3.meta.events.register(event, _abort_failed, unique_id=f"recordings-{event}")
+    subscribers = [] if stream.expected_size is None else [_KnownSize(stream.expected_size)]
     with create_transfer_manager(s3, config) as manager:
         future = manager.upload(
-            stream, bucket, key, extra_args={"ContentType": content_type, "Metadata": dict(metadata)}
+            stream,
+            bucket,
+            key,
+            extra_args={"ContentType": content_type, "Metadata": dict(metadata)},
+            subscribers=subscribers,
         )
         stream.stop_when(future.done)
         future.result()
@@ -830,8 +879,9 @@ class _WatchedAdapter(HTTPAdapter):
 
 
 class _BoundedBody:
-    """The response body, read as the bytes arrive (one receive at a time, not a full MiB), each read
-    waiting at most the time left before the deadline; out of time, RetryableCopyError."""
+    """The response body, each receive waiting at most the time left before the deadline (and
+    read_timeout); out of time, RetryableCopyError. A read that outlasts the deadline while bytes still
+    trickle in is cut by CopyDeadline's timer, which shuts the connection down."""
 
     def __init__(self, response: requests.Response, deadline: CopyDeadline, read_timeout: float) -> None:
         self._raw = response.raw
@@ -841,7 +891,8 @@ class _BoundedBody:
         self._sock: socket.socket | None = getattr(connection, "sock", None)
 
     def read(self, limit: int = READ_CHUNK_BYTES) -> bytes:
-        """At most `limit` bytes, as soon as some arrived; b"" at the end of the body."""
+        """`limit` bytes, fewer only at the end of the body (b"" there): a whole part is one read, into
+        one buffer, as upload_fileobj reads it."""
         remaining = self._deadline.remaining()
         if remaining <= 0:
             raise RetryableCopyError("out of time before the copy finished")
@@ -849,7 +900,7 @@ class _BoundedBody:
             with contextlib.suppress(OSError):
                 self._sock.settimeout(remaining)
         try:
-            data = self._raw.read1(limit, decode_content=True)
+            data = self._raw.read(limit, decode_content=True)
         except (Urllib3Error, http.client.HTTPException, OSError, requests.RequestException) as exc:
             if self._deadline.passed:
                 raise RetryableCopyError("out of time before the copy finished") from None
