@@ -13,7 +13,9 @@ The result file holds {"peak_rss_kb", "ready_rss_kb", "seconds", ...}: peak_rss_
 resident-memory high-water mark (/proc's VmHWM), ready_rss_kb the same just before the work starts
 (everything imported, clients built). "seconds" is the work's own time: the handler's invocations for
 `consume` (the queue's receive and delete are the event source mapping's), and from opening the link to
-the end of the upload for `upload-fileobj`.
+the end of the upload for `upload-fileobj`. With `--timed-call-id` (consume) only the invocation of that
+call's recording is timed, and `--warm-up-url` (upload-fileobj) is uploaded first, untimed: the benchmark
+times both sides warm, as a Lambda container that has handled a recording before.
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ def _consume(args: argparse.Namespace) -> dict[str, Any]:
     sqs = boto3.session.Session().client("sqs")
     invoked: list[float] = []
 
+    timed: list[int] = []  # which invocations are timed (all, or those of --timed-call-id)
+
     def invoke(event: Any) -> Any:
         # The function's own time: receiving and deleting the messages is the event source mapping's
         # (Lambda's, on AWS), not the copier's.
@@ -95,6 +99,8 @@ def _consume(args: argparse.Namespace) -> dict[str, Any]:
             return handler(event, ProbeContext())
         finally:
             invoked.append(time.monotonic() - started)
+            if args.timed_call_id is None or args.timed_call_id in _call_ids(event):
+                timed.append(len(invoked) - 1)
 
     poller = SqsPoller(sqs, args.queue_url, invoke, batch_size=args.batch_size, name="probe")
     ready = peak_rss_kb()
@@ -102,10 +108,21 @@ def _consume(args: argparse.Namespace) -> dict[str, Any]:
     batches = poller.drain(timeout=args.timeout)
     return {
         "ready_rss_kb": ready,
-        "seconds": sum(invoked),
+        "seconds": sum(invoked[i] for i in timed),
+        "timed_invocations": timed,
         "drain_seconds": time.monotonic() - started,
         "batches": [{"received": b.received, "failed": b.failed, "error": b.error} for b in batches],
     }
+
+
+def _call_ids(event: Any) -> set[str]:
+    ids = set()
+    for record in event.get("Records") or []:
+        try:
+            ids.add(str(json.loads(record["body"]).get("call_id")))
+        except (ValueError, AttributeError, KeyError):
+            continue
+    return ids
 
 
 class _GeneratedReader(io.RawIOBase):
@@ -137,8 +154,13 @@ def _upload_fileobj(args: argparse.Namespace) -> dict[str, Any]:
     from tools.simulator.recordings_server import audio_chunks
 
     s3 = boto3.session.Session().client("s3")
-    response = None
     ready = peak_rss_kb()
+    if args.warm_up_url:
+        # Untimed, as the copier's warm-up invocation: the client's first-call costs are not throughput.
+        with requests.get(args.warm_up_url, stream=True, timeout=30) as warm_up:
+            warm_up.raise_for_status()
+            s3.upload_fileobj(warm_up.raw, args.bucket, f"{args.key}.warm-up")
+    response = None
     # Timed from opening the link, as the copier's handler is: the same request, then the upload.
     started = time.monotonic()
     if args.url:
@@ -163,12 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     consume.add_argument("--queue-url", required=True)
     consume.add_argument("--batch-size", type=int, default=4)
     consume.add_argument("--timeout", type=float, default=120.0)
+    consume.add_argument("--timed-call-id", help="time only the invocation of this call's recording")
     upload = sub.add_parser("upload-fileobj")
     upload.add_argument("--url")
     upload.add_argument("--seed")
     upload.add_argument("--size", type=int)
     upload.add_argument("--bucket", required=True)
     upload.add_argument("--key", required=True)
+    upload.add_argument("--warm-up-url", help="upload this link first, untimed")
     for each in (consume, upload):
         each.add_argument("--result-file", required=True)
     args = parser.parse_args(argv)
