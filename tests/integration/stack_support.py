@@ -122,3 +122,15 @@ class Inspector:
             streams = self.stack.boto3_client("dynamodbstreams")
             self._reader = StreamPoller(streams, arn, remember, batch_size=1000, name="inspector-events")
         return self._reader
+
+
+def cli_local(stack: LocalStack) -> list[str]:
+    """The `airudder-data` options that point it at a local stack's table and bucket."""
+    return [
+        "--endpoint-url",
+        stack.moto_url,
+        "--table",
+        stack.resources["EventsTable"]["Ref"],
+        "--bucket",
+        stack.resources["ArchiveBucket"]["Ref"],
+    ]

@@ -31,6 +31,7 @@ from tools.demo.serve import describe
 from tools.demo.sync_demo import run_sync_demo
 from tools.local_aws.apigw_events import ROUTE_PREFIX, sample_files
 from tools.local_aws.stack import LOCAL_RECORDING_HOSTS, LocalStack
+from tools.simulator.bodies import reordered_json
 from tools.simulator.recordings_server import RecordingsServer
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -45,17 +46,6 @@ class TypeSummary:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     event_ids: set[str] = field(default_factory=set)
     quarantine_ids: set[str] = field(default_factory=set)
-
-
-def reordered(body: Any) -> bytes:
-    def reverse(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: reverse(value[k]) for k in reversed(list(value))}
-        if isinstance(value, list):
-            return [reverse(v) for v in value]
-        return value
-
-    return json.dumps(reverse(body), indent=2).encode()
 
 
 # The demo's subscription to the bus: a queue and a rule of this name, matching every ingest event.
@@ -120,7 +110,7 @@ class Demo:
             path = ROUTE_PREFIX + "/".join(relative.parent.parts)
             raw = self.local_links(sample.read_bytes())
             self.post(path, raw, relative.as_posix())
-            self.post(path, reordered(json.loads(raw)), relative.as_posix() + " (redelivery)")
+            self.post(path, reordered_json(json.loads(raw)).encode(), relative.as_posix() + " (redelivery)")
         self.out.write("\nAnd four deliveries at the edges:\n")
         dialer = "/webhooks/workflow/dialer"
         self.post(dialer, b'{"pds": {}}', "wrong token -> 401, stored nowhere", token="not-the-token")

@@ -199,3 +199,17 @@ def dump_json(payload: Any) -> bytes:
     for n, literal in enumerate(literals):
         text = text.replace(json.dumps(f"\x00raw{n}\x00"), literal, 1)
     return text.encode()
+
+
+def reordered_json(body: Any, indent: int = 2) -> str:
+    """The same JSON value written differently: keys in reverse order, another indentation. A redelivery
+    whose bytes differ from the first delivery's while its value does not."""
+
+    def reverse(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: reverse(value[k]) for k in reversed(list(value))}
+        if isinstance(value, list):
+            return [reverse(v) for v in value]
+        return value
+
+    return json.dumps(reverse(body), indent=indent)

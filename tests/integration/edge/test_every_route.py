@@ -17,6 +17,7 @@ from airudder_ingest.storage.archive import archive_line
 from tools.local_aws import template as cfn
 from tools.local_aws.gateway import load_routes, match_route
 from tools.local_aws.stack import LocalStack
+from tools.simulator.bodies import reordered_json
 
 from ..stack_support import ROOT, Client, Inspector, Sample, all_samples
 
@@ -98,19 +99,6 @@ def _missing_identifier_cases() -> list[Any]:
     return cases
 
 
-def reshaped(body: Any) -> str:
-    """The same JSON value with its keys in reverse order and other whitespace."""
-
-    def reverse(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: reverse(value[k]) for k in reversed(list(value))}
-        if isinstance(value, list):
-            return [reverse(v) for v in value]
-        return value
-
-    return json.dumps(reverse(body), indent=7)
-
-
 def test_there_is_a_sample_for_every_route(stack: LocalStack) -> None:
     covered = set()
     for sample in SAMPLES:
@@ -138,7 +126,7 @@ def test_sample_is_stored_once_and_a_reshaped_redelivery_is_a_duplicate(
     assert event is not None and event["webhook_type"] == model.webhook_type
     assert inspector.archived(event)["body"].encode() == raw
     # And a redelivery with other key order and whitespace is a duplicate of it
-    again = client.post(sample.path, None, raw=reshaped(sample.body()).encode())
+    again = client.post(sample.path, None, raw=reordered_json(sample.body(), indent=7).encode())
     assert again.status_code == 200
     assert (again.headers["x-ingest-outcome"], again.headers["x-event-id"]) == ("duplicate", event_id)
 

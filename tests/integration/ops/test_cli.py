@@ -29,7 +29,7 @@ from tools.local_aws.stack import LocalStack
 from tools.simulator.recordings_server import expected_sha256
 
 from ..archive_support import archive_stack
-from ..stack_support import EVENTS, Client, Inspector, all_samples
+from ..stack_support import EVENTS, Client, Inspector, all_samples, cli_local
 
 pytestmark = pytest.mark.integration
 
@@ -126,17 +126,6 @@ class Run:
         return json.loads(self.out)
 
 
-def local(stack: LocalStack) -> list[str]:
-    return [
-        "--endpoint-url",
-        stack.moto_url,
-        "--table",
-        stack.resources["EventsTable"]["Ref"],
-        "--bucket",
-        stack.resources["ArchiveBucket"]["Ref"],
-    ]
-
-
 def cli(*argv: str) -> Run:
     """The CLI's main() in this process, its stdout and stderr captured."""
     out, err = io.StringIO(), io.StringIO()
@@ -146,7 +135,7 @@ def cli(*argv: str) -> Run:
 
 
 def on(stack: LocalStack, *argv: str) -> Run:
-    return cli(*argv, *local(stack))
+    return cli(*argv, *cli_local(stack))
 
 
 def one_line_error(run: Run, code: int) -> str:
@@ -542,7 +531,7 @@ def command() -> list[str]:
 
 def test_no_credentials_is_one_line(stack: LocalStack, ingested: Ingested) -> None:
     done = subprocess.run(
-        [*command(), "call", WORKFLOW_CALL, *local(stack)],
+        [*command(), "call", WORKFLOW_CALL, *cli_local(stack)],
         env=without_credentials(),
         capture_output=True,
         text=True,

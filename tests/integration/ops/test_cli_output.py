@@ -30,7 +30,7 @@ from airudder_ops.export import EVENT_COLUMNS
 from tools.local_aws.stack import LocalStack
 
 from ..archive_support import archive_stack
-from ..stack_support import EVENTS, Client, Inspector
+from ..stack_support import EVENTS, Client, Inspector, cli_local
 
 pytestmark = pytest.mark.integration
 
@@ -88,17 +88,6 @@ def cli(*argv: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(argv))
     return code, out.getvalue(), err.getvalue()
-
-
-def local(stack: LocalStack) -> list[str]:
-    return [
-        "--endpoint-url",
-        stack.moto_url,
-        "--table",
-        stack.resources["EventsTable"]["Ref"],
-        "--bucket",
-        stack.resources["ArchiveBucket"]["Ref"],
-    ]
 
 
 def call_body(name: str, **fields: str) -> dict[str, Any]:
@@ -161,7 +150,7 @@ def exported(stack: LocalStack, client: Client, inspector: Inspector, tmp_path_f
     parsed: dict[str, dict[str, dict[str, Any]]] = {}
     for fmt in ("csv", "jsonl", "parquet"):
         path = folder / f"events.{fmt}"
-        code, _, err = cli("export", "--day", DAY, "--format", fmt, "--output", str(path), *local(stack))
+        code, _, err = cli("export", "--day", DAY, "--format", fmt, "--output", str(path), *cli_local(stack))
         assert code == 0, err
         parsed[fmt] = {row["event_id"]: row for row in read(fmt, path)}
     return Exported(event_ids, bodies, parsed["csv"], parsed["jsonl"], parsed["parquet"])
@@ -214,19 +203,19 @@ def test_csv_changes_nothing_but_the_leading_quote(exported: Exported) -> None:
 @pytest.mark.parametrize("name", TERMINAL)
 def test_table_output_shows_control_characters_escaped(stack: LocalStack, exported: Exported, name: str) -> None:
     value, shown = TERMINAL[name]
-    code, out, err = cli("call", f"out-terminal_{name}", *local(stack))
+    code, out, err = cli("call", f"out-terminal_{name}", *cli_local(stack))
 
     assert code == 0, err
     assert shown in out
     assert not [c for c in out if c != "\n" and unicodedata.category(c) in ("Cc", "Cf")], out
 
-    code, out, _ = cli("call", f"out-terminal_{name}", "--json", *local(stack))
+    code, out, _ = cli("call", f"out-terminal_{name}", "--json", *cli_local(stack))
     assert json.loads(out)["state"]["status"] == value  # JSON keeps the value, as \u escapes
     assert not [c for c in out if c != "\n" and unicodedata.category(c) in ("Cc", "Cf")], out
 
 
 def test_an_error_line_shows_control_characters_escaped(stack: LocalStack, exported: Exported) -> None:
-    code, out, err = cli("call", "\x1b[2J\x9bnone", *local(stack))
+    code, out, err = cli("call", "\x1b[2J\x9bnone", *cli_local(stack))
 
     assert code == 1 and out == ""
     assert err == "airudder-data: not found: call \\x1b[2J\\x9bnone\n"
